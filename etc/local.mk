@@ -1,0 +1,1 @@
+# etc: rules for this area (filled in by its owner)

@@ -1,0 +1,1 @@
+# executor: rules for this area (filled in by its owner)

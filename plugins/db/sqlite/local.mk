@@ -1,0 +1,1 @@
+# plugins/db/sqlite: rules for this area (filled in by its owner)

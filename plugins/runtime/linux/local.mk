@@ -1,0 +1,1 @@
+# plugins/runtime/linux: rules for this area (filled in by its owner)

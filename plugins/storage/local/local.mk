@@ -1,0 +1,1 @@
+# plugins/storage/local: rules for this area (filled in by its owner)
