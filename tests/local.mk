@@ -1,1 +1,3 @@
-# tests: rules for this area (filled in by its owner)
+# tests/: TAP tests run by `make check` (unit, plugin, ABI). Integration tiers: see
+# tests/run-all.sh. Each area appends to TESTS / check_PROGRAMS here.
+EXTRA_DIST += tests/tap.h
