@@ -1,0 +1,505 @@
+/*
+ * HTTP front end. MHD's own thread only collects bounded bodies and queues ready replies;
+ * every request is suspended and run on the worker pool, so no plugin ever runs on the
+ * MHD thread and a slow sandbox never stalls other clients.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "pool.h"
+#include "router.h"
+#include "services.h"
+
+enum { ST_READING = 0, ST_QUEUED, ST_READY };
+
+struct httpd {
+	struct MHD_Daemon *d;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int inflight;
+};
+
+static void req_free(struct req *r)
+{
+	if (!r)
+		return;
+	free(r->path);
+	for (int i = 0; i < 3; i++)
+		free(r->param[i]);
+	json_decref(r->query);
+	json_decref(r->headers);
+	json_decref(r->principal);
+	free(r->body);
+	if (r->resp)
+		MHD_destroy_response(r->resp);
+	free(r);
+}
+
+static enum MHD_Result collect_kv(void *cls, enum MHD_ValueKind kind, const char *key,
+				  const char *value)
+{
+	json_t *o = cls;
+	(void)kind;
+	if (!key)
+		return MHD_YES;
+	if (json_object_size(o) >= 200)
+		return MHD_NO;
+	if (o && json_object_get(o, key) == NULL)
+		json_object_set_new(o, key, json_string(value ? value : ""));
+	return MHD_YES;
+}
+
+static enum MHD_Result collect_headers(void *cls, enum MHD_ValueKind kind, const char *key,
+				       const char *value)
+{
+	char lk[128];
+	size_t i;
+	(void)kind;
+	if (!key)
+		return MHD_YES;
+	for (i = 0; key[i] && i < sizeof lk - 1; i++)
+		lk[i] = (char)tolower((unsigned char)key[i]);
+	lk[i] = '\0';
+	return collect_kv(cls, kind, lk, value);
+}
+
+const char *http_query(struct req *r, const char *name)
+{
+	return json_string_value(json_object_get(r->query, name));
+}
+
+const char *http_header(struct req *r, const char *lower_name)
+{
+	return json_string_value(json_object_get(r->headers, lower_name));
+}
+
+static int valid_request_id(const char *s)
+{
+	size_t n = 0;
+	if (!s)
+		return 0;
+	for (; s[n]; n++)
+		if (n >= 64 || !(isalnum((unsigned char)s[n]) || s[n] == '-' || s[n] == '_' ||
+				 s[n] == '.' || s[n] == ':'))
+			return 0;
+	return n > 0;
+}
+
+static void add_common_headers(struct req *r, struct MHD_Response *resp)
+{
+	const char *origin;
+	MHD_add_response_header(resp, "X-Request-ID", r->id);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	origin = http_header(r, "origin");
+	if (origin && r->srv->cfg.cors_origins) {
+		const char *list = r->srv->cfg.cors_origins;
+		size_t ol = strlen(origin);
+		const char *p = list;
+		while (*p) {
+			const char *e = strchr(p, ',');
+			size_t l = e ? (size_t)(e - p) : strlen(p);
+			while (l && *p == ' ') {
+				p++;
+				l--;
+			}
+			if ((l == 1 && *p == '*') || (l == ol && strncmp(p, origin, l) == 0)) {
+				MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+				MHD_add_response_header(resp, "Vary", "Origin");
+				break;
+			}
+			if (!e)
+				break;
+			p = e + 1;
+		}
+	}
+}
+
+static void set_response(struct req *r, unsigned status, struct MHD_Response *resp)
+{
+	if (r->resp) { /* a reply was already set: keep the first, it is a bug to reply twice */
+		LOG_E("second reply for %s %s ignored", r->method, r->path);
+		MHD_destroy_response(resp);
+		return;
+	}
+	add_common_headers(r, resp);
+	r->status = status;
+	r->resp = resp;
+}
+
+void http_reply_json(struct req *r, unsigned status, json_t *body)
+{
+	char *s = NULL;
+	struct MHD_Response *resp;
+
+	if (body)
+		s = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(body);
+	if (body && !s) {
+		status = 500;
+		s = strdup("{\"error_code\":\"Sandbox.InternalError\",\"description\":\"out of memory\"}");
+	}
+	if (!s) { /* 204 */
+		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	} else {
+		resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+		MHD_add_response_header(resp, "Content-Type", "application/json");
+	}
+	set_response(r, status, resp);
+}
+
+void http_reply_bytes(struct req *r, unsigned status, const char *ctype, char *data, size_t len)
+{
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(len, data ? data : (void *)"",
+						data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	set_response(r, status, resp);
+}
+
+static const char *code_for_status(unsigned status)
+{
+	switch (status) {
+	case 400: return "Sandbox.InvalidRequest";
+	case 401: return "Sandbox.Unauthorized";
+	case 403: return "Sandbox.Forbidden";
+	case 404: return "Sandbox.NotFound";
+	case 405: return "Sandbox.MethodNotAllowed";
+	case 408: return "Sandbox.ExecTimeout";
+	case 409: return "Sandbox.Conflict";
+	case 413: return "Sandbox.PayloadTooLarge";
+	case 422: return "Sandbox.InvalidParameter";
+	case 429: return "Sandbox.TooManyRequests";
+	case 501: return "Sandbox.NotImplemented";
+	case 503: return "Sandbox.Unavailable";
+	default: return "Sandbox.InternalError";
+	}
+}
+
+static const char *default_solution(unsigned status)
+{
+	switch (status) {
+	case 400: return "Fix the request as described and send it again.";
+	case 401: return "Send a valid credential in the Authorization header.";
+	case 403: return "Use a credential whose role allows this action.";
+	case 404: return "Check the id; list the collection to see what exists.";
+	case 408: return "Raise sync_timeout, or use the asynchronous execute and poll the result.";
+	case 409: return "Re-read the object's current state and retry if it still makes sense.";
+	case 413: return "Send a smaller body; the limit is set in the server configuration.";
+	case 422: return "Correct the named field and send the request again.";
+	case 429: return "Wait for the time in Retry-After, or raise the limit in the configuration.";
+	case 503: return "Retry later; the server logs say which dependency is down.";
+	default: return "Retry later; if it persists, report it with the X-Request-ID.";
+	}
+}
+
+void http_reply_error(struct req *r, unsigned status, const char *error_code, const char *solution,
+		      const char *fmt, ...)
+{
+	char desc[1024];
+	va_list ap;
+	json_t *b;
+
+	va_start(ap, fmt);
+	vsnprintf(desc, sizeof desc, fmt, ap);
+	va_end(ap);
+	if (!error_code)
+		error_code = code_for_status(status);
+	if (!solution)
+		solution = default_solution(status);
+	b = json_pack("{s:s, s:s, s:s, s:s, s:s}", "error_code", error_code, "description", desc,
+		      "error_detail", desc, "solution", solution, "detail", desc);
+	http_reply_json(r, status, b);
+}
+
+void http_reply_sbx(struct req *r, int status_code, const sbx_err *e, const char *not_found_code)
+{
+	static const unsigned map[] = {
+		[0] = 500,
+		[SBX_E_INTERNAL] = 500,
+		[SBX_E_INVALID] = 422,
+		[SBX_E_NOTFOUND] = 404,
+		[SBX_E_CONFLICT] = 409,
+		[SBX_E_UNAVAILABLE] = 503,
+		[SBX_E_TIMEOUT] = 408,
+		[SBX_E_TOOLARGE] = 413,
+		[SBX_E_UNAUTHORIZED] = 401,
+		[SBX_E_FORBIDDEN] = 403,
+		[SBX_E_LIMIT] = 429,
+		[SBX_E_BADREQUEST] = 400,
+		[SBX_E_UNSUPPORTED] = 501,
+	};
+	int code = status_code < 0 ? -status_code : (e ? e->code : SBX_E_INTERNAL);
+	unsigned status = (code > 0 && code <= SBX_E_UNSUPPORTED) ? map[code] : 500;
+	const char *msg = e && e->message[0] ? e->message : "internal error";
+
+	if (status == 500)
+		LOG_E("internal error: %s", msg);
+	if (status == 503 || status == 429) {
+		/* Retry-After for the retryable ones */
+		http_reply_error(r, status, NULL, NULL, "%s", msg);
+		if (r->resp)
+			MHD_add_response_header(r->resp, "Retry-After", status == 503 ? "5" : "1");
+		return;
+	}
+	http_reply_error(r, status, status == 404 ? not_found_code : NULL, NULL, "%s", msg);
+}
+
+void http_complete(struct req *r)
+{
+	r->state = ST_READY;
+	MHD_resume_connection(r->conn);
+}
+
+static void run_request(void *arg)
+{
+	struct req *r = arg;
+
+	log_set_request_id(r->id);
+	router_dispatch(r);
+	if (!r->deferred) {
+		if (!r->resp)
+			http_reply_error(r, 500, NULL, NULL, "the handler produced no reply");
+		http_complete(r);
+	}
+	log_set_request_id(NULL);
+}
+
+static int is_upload(const char *method, const char *url)
+{
+	return (strcmp(method, "POST") == 0 && strstr(url, "/files/upload")) ||
+	       (strcmp(method, "PUT") == 0 && strstr(url, "/files/"));
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+				 const char *method, const char *version, const char *upload_data,
+				 size_t *upload_data_size, void **con_cls)
+{
+	struct server *srv = cls;
+	struct req *r = *con_cls;
+	(void)version;
+
+	if (!r) {
+		const union MHD_ConnectionInfo *ci;
+		const char *rid, *cl;
+		r = calloc(1, sizeof *r);
+		if (!r)
+			return MHD_NO;
+		r->srv = srv;
+		r->conn = conn;
+		r->t0 = services_mono_ms();
+		snprintf(r->method, sizeof r->method, "%s", method);
+		r->path = strdup(url);
+		r->query = json_object();
+		r->headers = json_object();
+		if (!r->path || !r->query || !r->headers) {
+			req_free(r);
+			return MHD_NO;
+		}
+		MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_kv, r->query);
+		MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_headers, r->headers);
+		rid = http_header(r, "x-request-id");
+		if (valid_request_id(rid))
+			snprintf(r->id, sizeof r->id, "%s", rid);
+		else
+			services_new_id("req-", r->id, sizeof r->id);
+		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ci && ci->client_addr) {
+			const struct sockaddr *sa = ci->client_addr;
+			if (sa->sa_family == AF_INET)
+				inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+					  r->remote, sizeof r->remote);
+			else if (sa->sa_family == AF_INET6)
+				inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+					  r->remote, sizeof r->remote);
+		}
+		r->body_limit = is_upload(method, url) ? srv->cfg.max_upload : srv->cfg.max_body;
+		*con_cls = r;
+		pthread_mutex_lock(&srv->httpd->mu);
+		srv->httpd->inflight++;
+		pthread_mutex_unlock(&srv->httpd->mu);
+		cl = http_header(r, "content-length");
+		if (cl && strtoll(cl, NULL, 10) > r->body_limit) {
+			http_reply_error(r, 413, NULL, NULL,
+					 "the request body (%s bytes) is larger than the limit of %lld bytes",
+					 cl, (long long)r->body_limit);
+			r->state = ST_READY;
+			return MHD_queue_response(conn, r->status, r->resp);
+		}
+		return MHD_YES;
+	}
+	if (r->state == ST_READING && *upload_data_size) {
+		size_t n = *upload_data_size;
+		if ((int64_t)(r->body_len + n) > r->body_limit) {
+			*upload_data_size = 0;
+			http_reply_error(r, 413, NULL, NULL,
+					 "the request body is larger than the limit of %lld bytes",
+					 (long long)r->body_limit);
+			r->state = ST_READY;
+			return MHD_queue_response(conn, r->status, r->resp);
+		}
+		if (r->body_len + n + 1 > r->body_cap) {
+			size_t cap = r->body_cap ? r->body_cap : 4096;
+			char *nb;
+			while (cap < r->body_len + n + 1)
+				cap *= 2;
+			nb = realloc(r->body, cap);
+			if (!nb)
+				return MHD_NO;
+			r->body = nb;
+			r->body_cap = cap;
+		}
+		memcpy(r->body + r->body_len, upload_data, n);
+		r->body_len += n;
+		r->body[r->body_len] = '\0';
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (r->state == ST_READING) {
+		r->state = ST_QUEUED;
+		MHD_suspend_connection(conn);
+		if (pool_submit(srv->pool, run_request, r) < 0) {
+			MHD_resume_connection(conn);
+			http_reply_error(r, 503, NULL, NULL, "the server is shutting down");
+			r->state = ST_READY;
+		}
+		return MHD_YES;
+	}
+	if (r->state == ST_READY && r->resp)
+		return MHD_queue_response(conn, r->status, r->resp);
+	return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct server *srv = cls;
+	struct req *r = *con_cls;
+	json_t *labels;
+	double secs;
+	char st[8];
+	(void)conn;
+
+	if (!r)
+		return;
+	secs = (double)(services_mono_ms() - r->t0) / 1000.0;
+	snprintf(st, sizeof st, "%u", r->status);
+	log_set_request_id(r->id);
+	log_msg(SBX_LOG_INFO, "http", "method=%s path=%s status=%u ms=%.1f remote=%s%s",
+		r->method, r->path, r->status, secs * 1000.0, r->remote,
+		toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+	log_set_request_id(NULL);
+	labels = json_pack("{s:s, s:s, s:s}", "method", r->method, "route",
+			   r->route ? r->route : "unmatched", "status", st);
+	metrics_counter_add(srv->metrics, "sbxd_http_requests_total", labels, 1);
+	metrics_observe(srv->metrics, "sbxd_http_request_duration_seconds", labels, secs);
+	json_decref(labels);
+	req_free(r);
+	*con_cls = NULL;
+	pthread_mutex_lock(&srv->httpd->mu);
+	srv->httpd->inflight--;
+	pthread_cond_broadcast(&srv->httpd->cv);
+	pthread_mutex_unlock(&srv->httpd->mu);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+	(void)cls;
+	vsnprintf(line, sizeof line, fmt, ap);
+	n = strlen(line);
+	while (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	log_msg(SBX_LOG_WARN, "mhd", "%s", line);
+}
+
+int http_start(struct server *srv, char *msg, size_t len)
+{
+	struct sockaddr_storage ss;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	struct httpd *h;
+
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET, srv->cfg.listen_host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)srv->cfg.listen_port);
+	} else if (inet_pton(AF_INET6, srv->cfg.listen_host,
+			     &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)srv->cfg.listen_port);
+		flags |= MHD_USE_IPv6;
+	} else if (strcmp(srv->cfg.listen_host, "localhost") == 0) {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)srv->cfg.listen_port);
+	} else {
+		snprintf(msg, len, "listen address '%s' is not a numeric IPv4/IPv6 address",
+			 srv->cfg.listen_host);
+		return -1;
+	}
+	h = calloc(1, sizeof *h);
+	if (!h)
+		return -1;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
+	srv->httpd = h;
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_SOCK_ADDR, &ss,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg.max_connections,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+				MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+	if (!h->d) {
+		snprintf(msg, len, "cannot listen on %s:%d: %s (is another server using the port?)",
+			 srv->cfg.listen_host, srv->cfg.listen_port, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int http_inflight(struct server *srv)
+{
+	int n;
+	pthread_mutex_lock(&srv->httpd->mu);
+	n = srv->httpd->inflight;
+	pthread_mutex_unlock(&srv->httpd->mu);
+	return n;
+}
+
+void http_stop(struct server *srv, int grace_s)
+{
+	struct httpd *h = srv->httpd;
+	MHD_socket ls;
+	struct timespec dl;
+
+	if (!h || !h->d)
+		return;
+	ls = MHD_quiesce_daemon(h->d);
+	if (ls != MHD_INVALID_SOCKET)
+		close(ls);
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += grace_s;
+	pthread_mutex_lock(&h->mu);
+	while (h->inflight > 0)
+		if (pthread_cond_timedwait(&h->cv, &h->mu, &dl) == ETIMEDOUT)
+			break;
+	if (h->inflight > 0)
+		LOG_W("stopping with %d request(s) still in flight after %d s", h->inflight, grace_s);
+	pthread_mutex_unlock(&h->mu);
+	MHD_stop_daemon(h->d);
+	h->d = NULL;
+}

@@ -1,0 +1,62 @@
+/*
+ * The HTTP front end on libmicrohttpd: bounded bodies, suspend + hand-off to the worker
+ * pool, replies queued on resume, X-Request-ID, one access log line per request.
+ */
+#ifndef SBXD_HTTP_H
+#define SBXD_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+
+#include "server.h"
+
+struct req {
+	struct server *srv;
+	struct MHD_Connection *conn;
+	char method[16];
+	char *path;        /* decoded URL path */
+	json_t *query;     /* {name: value} */
+	json_t *headers;   /* {lower-case name: value} */
+	char *body;
+	size_t body_len, body_cap;
+	int64_t body_limit;
+	char id[72];       /* request id */
+	char remote[64];
+	json_t *principal; /* from auth, or NULL */
+	int64_t t0;        /* monotonic ms at arrival */
+	int state;
+	int deferred;      /* the handler will call http_complete() later */
+	const char *route; /* matched route pattern, for logs and metrics */
+	char *param[3];    /* path captures of the matched route ({id}, {path*}) */
+	unsigned status;
+	struct MHD_Response *resp;
+};
+
+int http_start(struct server *srv, char *msg, size_t len);
+/* Stop accepting, wait up to grace_s for in-flight requests, then stop. */
+void http_stop(struct server *srv, int grace_s);
+int http_inflight(struct server *srv);
+
+/* Replies. Exactly one per request. */
+void http_reply_json(struct req *r, unsigned status, json_t *body /* stolen */);
+void http_reply_bytes(struct req *r, unsigned status, const char *ctype, char *data /* freed */,
+		      size_t len);
+/* An error with the standard body; error_code NULL → derived from status. */
+void http_reply_error(struct req *r, unsigned status, const char *error_code, const char *solution,
+		      const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 5, 6)))
+#endif
+	;
+/* Map an sbx_err (from a service or plugin) to the standard error reply. not_found_code
+ * names the object for 404s, e.g. "Sandbox.SessionNotFound". */
+void http_reply_sbx(struct req *r, int status_code, const sbx_err *e, const char *not_found_code);
+/* For deferred requests: hand the reply back to MHD. Any thread. */
+void http_complete(struct req *r);
+
+const char *http_query(struct req *r, const char *name);
+const char *http_header(struct req *r, const char *lower_name);
+
+#endif
