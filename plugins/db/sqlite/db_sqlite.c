@@ -1237,6 +1237,8 @@ static int create(const struct sbx_core_api *core, const char *instance_name,
 	if (sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
 		core->log(d->name, SBX_LOG_WARN, "event=db_wal_unavailable path=%s mode=%s",
 			  d->path, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	st = NULL;
 	ret = schema_migrate(c->h, d->path, err);
 	if (ret < 0)
 		goto out;
