@@ -182,7 +182,12 @@ def acquire_shared():
                 r = target.client.get("/health", timeout=5)
                 assert r.status == 200, "SBXD_URL %s: /health answered %r" % (url, r)
             else:
-                proc = SbxdProcess().start()
+                proc = SbxdProcess()
+                try:
+                    proc.start()
+                except Exception:
+                    proc.cleanup()  # removes the temp data dir, keeps the log
+                    raise
                 target = Target(proc.url, proc)
         except Exception as e:
             _shared["error"] = e
