@@ -1,0 +1,155 @@
+/*
+ * sbx-executor: the one context struct shared by every part of the agent, the execution
+ * record, and the prototypes of each file's public functions (<file>_<verb>).
+ */
+#ifndef SBX_EXECUTOR_H
+#define SBX_EXECUTOR_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/resource.h>
+#include <jansson.h>
+
+#define EXEC_VERSION "1"
+#define EXEC_QUEUE_MAX 64
+#define EXEC_RETAIN_MAX 1024
+#define EXEC_RETAIN_BYTES (256u << 20)	/* result bytes kept for GET /executions/{id} */
+#define EXEC_CODE_MAX (1u << 20)
+#define EXEC_EVENT_MAX (1u << 20)
+#define EXEC_BODY_MAX (3u << 20)	/* a whole POST /execute body */
+#define EXEC_ENV_MAX 256
+#define EXEC_ENV_NAME_MAX 128
+#define EXEC_ENV_VALUE_MAX 32768
+#define EXEC_ID_MAX 128
+#define EXEC_PATH_MAX 4096
+#define EXEC_WATCH_MAX 8
+
+enum lang { LANG_PYTHON, LANG_JAVASCRIPT, LANG_SHELL };
+enum exec_state { ST_QUEUED, ST_RUNNING, ST_DONE };
+
+struct execution {
+	char id[EXEC_ID_MAX + 1];
+	enum lang lang;
+	char *code;
+	json_t *event;		/* owned */
+	json_t *env;		/* owned, object of strings */
+	json_t *session_id;	/* owned or NULL */
+	long timeout_ms;
+	size_t max_output;
+	enum exec_state state;
+	json_t *result;		/* owned once ST_DONE */
+	size_t result_bytes;
+	/* NDJSON stream for the POST /execute response; freed when done and unread */
+	char *stream;
+	size_t stream_len, stream_cap;
+	int readers;
+	pthread_cond_t cond;
+	int refs;
+	struct execution *next;	/* queue link */
+};
+
+/* a direct child whose exit the reaper must report (bash/node handlers) */
+struct watch {
+	pid_t pid;
+	int done;
+	int status;
+	struct rusage ru;
+};
+
+struct zygote {
+	pid_t pid;	/* 0: not running */
+	int sock;	/* -1: not running */
+	char buf[4096];	/* partial line from the zygote */
+	size_t len;
+};
+
+struct ctx {
+	/* options */
+	const char *socket_path;
+	const char *listen_addr;
+	char *token;
+	const char *workspace;
+	char *shims;
+	char *python;
+	size_t max_output;
+	uint64_t max_upload;
+	int preload_python;
+	/* state */
+	int ws_fd;			/* O_PATH dirfd of the workspace */
+	pid_t self;
+	double started_at;
+	pthread_mutex_t lock;		/* guards everything below */
+	pthread_cond_t queue_cond;
+	pthread_cond_t reap_cond;
+	struct execution *queue_head, *queue_tail;
+	int queued;
+	struct execution *running;
+	struct execution *retained[EXEC_RETAIN_MAX];	/* ring of finished ones */
+	size_t retained_next, retained_bytes;
+	unsigned long id_counter;
+	struct watch watches[EXEC_WATCH_MAX];
+	int children;			/* > 0 once something was spawned */
+	int wake_r, wake_w;		/* reaper -> runner: a watched child exited */
+	struct zygote py;
+	int stopping;
+};
+
+/* registry.c: queue, lookup, retention and the NDJSON stream of executions */
+struct execution *registry_new(void);
+int registry_submit(struct ctx *c, struct execution *e);	/* 0, 409, 429 or 503 */
+char *registry_describe(struct ctx *c, const char *id);	/* JSON text, NULL if unknown */
+void registry_put(struct ctx *c, struct execution *e);
+void registry_emit(struct ctx *c, struct execution *e, json_t *event);	/* steals event */
+ssize_t registry_stream_read(struct ctx *c, struct execution *e, uint64_t pos, char *buf,
+			     size_t max);
+void registry_stream_close(struct ctx *c, struct execution *e);
+void *registry_worker(void *arg);
+
+/* run.c: one execution from spawn to result */
+void run_execution(struct ctx *c, struct execution *e);
+
+/* zygote.c: the warm python interpreter */
+int zygote_ensure(struct ctx *c);
+void zygote_stop(struct ctx *c);
+
+/* reaper.c: reaps every child; reports watched ones */
+void *reaper_thread(void *arg);
+int reaper_watch(struct ctx *c, pid_t pid);	/* call with c->lock held */
+void reaper_unwatch(struct ctx *c, pid_t pid);
+
+/* procs.c: the process tree below the executor */
+int procs_kill_descendants(struct ctx *c, int keep_zygotes);
+
+/* http.c: one HTTP request as seen by the handlers (MHD's con_cls) */
+struct request {
+	struct MHD_Connection *conn;
+	char method[16];
+	char *url;
+	unsigned int code;		/* the status queued, for the log line */
+	double t0;
+	int is_execute;
+	char *body;			/* POST /execute body being collected */
+	size_t body_len;
+	int body_too_big;
+	struct upload *up;		/* PUT /files/content in progress (files.c) */
+};
+
+/* files.c: the workspace files API; 0 = keep feeding the body, MHD result otherwise */
+struct MHD_Connection;
+struct MHD_Response;
+struct upload;
+int files_handle(struct ctx *c, struct request *rq, const char *data, size_t *size);
+void files_upload_free(struct upload *u);
+
+/* http.c */
+int http_reply(struct request *rq, unsigned int code, struct MHD_Response *resp);
+int http_json(struct request *rq, unsigned int code, json_t *body);	/* steals body */
+int http_error(struct request *rq, unsigned int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+struct MHD_Daemon *http_start(struct ctx *c, int listen_fd);
+
+double now_ms(void);
+
+#endif
