@@ -380,8 +380,6 @@ static int lx_sandbox_create(void *inst, const json_t *spec, json_t **handle, sb
 	close(a.log_fd);
 	close(a.null_fd);
 	a.log_fd = a.null_fd = -1;
-	if ((rc = ready_wait(lx, sock, pid, log_path, err)) < 0)
-		goto fail;
 
 	h = json_pack("{s:s, s:s?, s:s, s:i, s:I, s:n, s:{s:s, s:s}, s:i, s:s, s:{s:f, s:I, "
 		      "s:I, s:I}}",
@@ -394,7 +392,10 @@ static int lx_sandbox_create(void *inst, const json_t *spec, json_t **handle, sb
 		rc = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
 		goto fail;
 	}
+	/* Persist while the executor starts up (the fsyncs overlap its start-up). */
 	if ((rc = state_save(dir, h, err)) < 0)
+		goto fail;
+	if ((rc = ready_wait(lx, sock, pid, log_path, err)) < 0)
 		goto fail;
 	*handle = h;
 	lx->core->log(lx->name, SBX_LOG_INFO, "event=sandbox_created sandbox=%s session=%s pid=%d",

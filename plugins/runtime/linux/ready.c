@@ -119,7 +119,7 @@ int ready_wait(const struct lx *lx, const char *sock, pid_t pid, const char *log
 			struct timespec ts = { 0, nap_us * 1000 };
 			nanosleep(&ts, NULL);
 		}
-		if (nap_us < 5000)
+		if (nap_us < 1000)
 			nap_us *= 2;
 	}
 }
