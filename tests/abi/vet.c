@@ -20,8 +20,14 @@ struct member {
 	size_t off;
 };
 
-#define M(type, m) {#m, offsetof(type, m)}
-#define L(m) {#m, offsetof(struct sbx_plugin, life.m)}
+#define M(type, m)                                                                                 \
+	{                                                                                          \
+#m, offsetof(type, m)                                                              \
+	}
+#define L(m)                                                                                       \
+	{                                                                                          \
+#m, offsetof(struct sbx_plugin, life.m)                                            \
+	}
 
 struct kind_case {
 	int kind;
@@ -34,44 +40,41 @@ struct kind_case {
 };
 
 static const struct member life_mandatory[] = {L(create), L(destroy)};
-static const struct member life_optional[] = {L(start), L(stop), L(thread_init),
-					      L(thread_fini)};
+static const struct member life_optional[] = {L(start), L(stop), L(thread_init), L(thread_fini)};
 
 static const struct member rt_m[] = {
-	M(struct sbx_runtime_plugin, sandbox_create), M(struct sbx_runtime_plugin, sandbox_destroy),
-	M(struct sbx_runtime_plugin, sandbox_status), M(struct sbx_runtime_plugin, sandbox_list)};
+    M(struct sbx_runtime_plugin, sandbox_create), M(struct sbx_runtime_plugin, sandbox_destroy),
+    M(struct sbx_runtime_plugin, sandbox_status), M(struct sbx_runtime_plugin, sandbox_list)};
 static const struct member rt_o[] = {M(struct sbx_runtime_plugin, nodes),
 				     M(struct sbx_runtime_plugin, health)};
 static const struct member st_m[] = {
-	M(struct sbx_storage_plugin, put),  M(struct sbx_storage_plugin, get),
-	M(struct sbx_storage_plugin, head), M(struct sbx_storage_plugin, list),
-	M(struct sbx_storage_plugin, del),  M(struct sbx_storage_plugin, del_prefix)};
+    M(struct sbx_storage_plugin, put),  M(struct sbx_storage_plugin, get),
+    M(struct sbx_storage_plugin, head), M(struct sbx_storage_plugin, list),
+    M(struct sbx_storage_plugin, del),  M(struct sbx_storage_plugin, del_prefix)};
 static const struct member st_o[] = {M(struct sbx_storage_plugin, presign_get),
 				     M(struct sbx_storage_plugin, health)};
 static const struct member po_m[] = {M(struct sbx_policy_plugin, select_node)};
 static const struct member au_m[] = {M(struct sbx_auth_plugin, authenticate)};
 static const struct member au_o[] = {M(struct sbx_auth_plugin, manage)};
 static const struct member db_m[] = {
-	M(struct sbx_db_plugin, session_insert),   M(struct sbx_db_plugin, session_get),
-	M(struct sbx_db_plugin, session_list),     M(struct sbx_db_plugin, session_update),
-	M(struct sbx_db_plugin, session_delete),   M(struct sbx_db_plugin, execution_insert),
-	M(struct sbx_db_plugin, execution_get),    M(struct sbx_db_plugin, execution_list),
-	M(struct sbx_db_plugin, execution_update), M(struct sbx_db_plugin, template_insert),
-	M(struct sbx_db_plugin, template_get),     M(struct sbx_db_plugin, template_list),
-	M(struct sbx_db_plugin, template_update),  M(struct sbx_db_plugin, template_delete),
-	M(struct sbx_db_plugin, lease_acquire),    M(struct sbx_db_plugin, lease_release)};
+    M(struct sbx_db_plugin, session_insert),   M(struct sbx_db_plugin, session_get),
+    M(struct sbx_db_plugin, session_list),     M(struct sbx_db_plugin, session_update),
+    M(struct sbx_db_plugin, session_delete),   M(struct sbx_db_plugin, execution_insert),
+    M(struct sbx_db_plugin, execution_get),    M(struct sbx_db_plugin, execution_list),
+    M(struct sbx_db_plugin, execution_update), M(struct sbx_db_plugin, template_insert),
+    M(struct sbx_db_plugin, template_get),     M(struct sbx_db_plugin, template_list),
+    M(struct sbx_db_plugin, template_update),  M(struct sbx_db_plugin, template_delete),
+    M(struct sbx_db_plugin, lease_acquire),    M(struct sbx_db_plugin, lease_release)};
 static const struct member db_o[] = {M(struct sbx_db_plugin, health)};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct kind_case kinds[] = {
-	{SBX_KIND_RUNTIME, "runtime", sizeof(struct sbx_runtime_plugin), rt_m, N(rt_m), rt_o,
-	 N(rt_o)},
-	{SBX_KIND_STORAGE, "storage", sizeof(struct sbx_storage_plugin), st_m, N(st_m), st_o,
-	 N(st_o)},
-	{SBX_KIND_POLICY, "policy", sizeof(struct sbx_policy_plugin), po_m, N(po_m), NULL, 0},
-	{SBX_KIND_AUTH, "auth", sizeof(struct sbx_auth_plugin), au_m, N(au_m), au_o, N(au_o)},
-	{SBX_KIND_DB, "db", sizeof(struct sbx_db_plugin), db_m, N(db_m), db_o, N(db_o)},
+    {SBX_KIND_RUNTIME, "runtime", sizeof(struct sbx_runtime_plugin), rt_m, N(rt_m), rt_o, N(rt_o)},
+    {SBX_KIND_STORAGE, "storage", sizeof(struct sbx_storage_plugin), st_m, N(st_m), st_o, N(st_o)},
+    {SBX_KIND_POLICY, "policy", sizeof(struct sbx_policy_plugin), po_m, N(po_m), NULL, 0},
+    {SBX_KIND_AUTH, "auth", sizeof(struct sbx_auth_plugin), au_m, N(au_m), au_o, N(au_o)},
+    {SBX_KIND_DB, "db", sizeof(struct sbx_db_plugin), db_m, N(db_m), db_o, N(db_o)},
 };
 
 /* Room for the largest descriptor plus a future minor's appended members. */
@@ -135,13 +138,13 @@ int main(void)
 
 	for (k = kinds; k < kinds + N(kinds); k++) {
 		full(k);
-		ok(vet(k->kind) == 0, "%s: a complete 1.0 descriptor is accepted (%s)", k->kind_name,
-		   reason);
+		ok(vet(k->kind) == 0, "%s: a complete 1.0 descriptor is accepted (%s)",
+		   k->kind_name, reason);
 
 		for (i = 0; i < N(life_mandatory) + k->n_mandatory; i++) {
 			const struct member *m = i < N(life_mandatory)
-							 ? &life_mandatory[i]
-							 : &k->mandatory[i - N(life_mandatory)];
+						     ? &life_mandatory[i]
+						     : &k->mandatory[i - N(life_mandatory)];
 			full(k);
 			set_fn(m->off, NULL);
 			snprintf(what, sizeof what, "%s without %s", k->kind_name, m->name);

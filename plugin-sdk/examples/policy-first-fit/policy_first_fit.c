@@ -23,17 +23,17 @@ struct first_fit {
  *   prefer_warm        boolean, default false: try nodes that list the session's template
  *                      in "templates_warm" first, then the others
  */
-static int create(const struct sbx_core_api *core, const char *instance_name,
-		  const json_t *config, void **inst, sbx_err *err)
+static int create(const struct sbx_core_api *core, const char *instance_name, const json_t *config,
+		  void **inst, sbx_err *err)
 {
 	struct first_fit *ff;
 	json_error_t jerr;
 	json_int_t reserve = 0;
 	int prefer_warm = 0;
 
-	if (config && json_unpack_ex((json_t *)config, &jerr, JSON_STRICT, "{s?I, s?b}",
-				     "reserve_memory_mb", &reserve, "prefer_warm",
-				     &prefer_warm) != 0)
+	if (config &&
+	    json_unpack_ex((json_t *)config, &jerr, JSON_STRICT, "{s?I, s?b}", "reserve_memory_mb",
+			   &reserve, "prefer_warm", &prefer_warm) != 0)
 		return sbx_err_set(err, SBX_E_INVALID, "config: %s", jerr.text);
 	if (reserve < 0)
 		return sbx_err_set(err, SBX_E_INVALID,
@@ -105,7 +105,8 @@ static int warm(const json_t *node, const char *template_id)
 
 	if (!template_id)
 		return 0;
-	json_array_foreach(json_object_get(node, "templates_warm"), i, t) {
+	json_array_foreach(json_object_get(node, "templates_warm"), i, t)
+	{
 		if (json_is_string(t) && strcmp(json_string_value(t), template_id) == 0)
 			return 1;
 	}
@@ -116,8 +117,8 @@ static int warm(const json_t *node, const char *template_id)
  * Scheduler thread only; never blocks. request and nodes are borrowed; *choice is a new
  * reference that the core releases. SBX_E_LIMIT when no node fits.
  */
-static int select_node(void *inst, const json_t *request, const json_t *nodes,
-		       json_t **choice, sbx_err *err)
+static int select_node(void *inst, const json_t *request, const json_t *nodes, json_t **choice,
+		       sbx_err *err)
 {
 	struct first_fit *ff = inst;
 	const json_t *res = json_object_get(request, "resources");
@@ -132,7 +133,8 @@ static int select_node(void *inst, const json_t *request, const json_t *nodes,
 	if (!json_is_array(nodes))
 		return sbx_err_set(err, SBX_E_INTERNAL, "node inventory is not an array");
 	for (pass = ff->prefer_warm ? 0 : 1; pass < 2 && !pick; pass++) {
-		json_array_foreach(nodes, i, node) {
+		json_array_foreach(nodes, i, node)
+		{
 			if ((pass == 1 || warm(node, tmpl)) && fits(ff, node, cpu, mem)) {
 				pick = node;
 				if (pass == 0)
@@ -158,10 +160,10 @@ static int select_node(void *inst, const json_t *request, const json_t *nodes,
 }
 
 static const struct sbx_policy_plugin descriptor = {
-	.hdr = SBX_PLUGIN_HEADER(SBX_KIND_POLICY, struct sbx_policy_plugin, "first_fit",
-				 "1.0.0", "first healthy node with enough free capacity"),
-	.life = {.create = create, .destroy = destroy},
-	.select_node = select_node,
+    .hdr = SBX_PLUGIN_HEADER(SBX_KIND_POLICY, struct sbx_policy_plugin, "first_fit", "1.0.0",
+			     "first healthy node with enough free capacity"),
+    .life = {.create = create, .destroy = destroy},
+    .select_node = select_node,
 };
 
 /* The module's only exported symbol. */

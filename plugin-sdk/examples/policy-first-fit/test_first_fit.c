@@ -41,32 +41,32 @@ static int64_t fake_ms(void)
 /* Only the members a policy may use; the others stay NULL, which a real module must not
  * call on the scheduler thread anyway. */
 static const struct sbx_core_api fake_core = {
-	.size = sizeof(struct sbx_core_api),
-	.abi_major = SBX_ABI_MAJOR,
-	.abi_minor = SBX_ABI_MINOR,
-	.log = fake_log,
-	.now_ms = fake_ms,
-	.monotonic_ms = fake_ms,
+    .size = sizeof(struct sbx_core_api),
+    .abi_major = SBX_ABI_MAJOR,
+    .abi_minor = SBX_ABI_MINOR,
+    .log = fake_log,
+    .now_ms = fake_ms,
+    .monotonic_ms = fake_ms,
 };
 
 static const char *inventory =
-	"[{\"id\": \"n1\", \"runtime\": \"linux\", \"healthy\": false,"
-	"  \"capacity\": {\"cpu\": 8, \"memory_mb\": 8192, \"max_sessions\": 10},"
-	"  \"allocated\": {\"cpu\": 0, \"memory_mb\": 0, \"sessions\": 0}},"
-	" {\"id\": \"n2\", \"runtime\": \"linux\", \"healthy\": true,"
-	"  \"capacity\": {\"cpu\": 2, \"memory_mb\": 2048, \"max_sessions\": 10},"
-	"  \"allocated\": {\"cpu\": 1.5, \"memory_mb\": 512, \"sessions\": 3}},"
-	" {\"id\": \"n3\", \"runtime\": \"docker\", \"healthy\": true,"
-	"  \"capacity\": {\"cpu\": 4, \"memory_mb\": 4096, \"max_sessions\": 2},"
-	"  \"allocated\": {\"cpu\": 0, \"memory_mb\": 0, \"sessions\": 2}},"
-	" {\"id\": \"n4\", \"runtime\": \"docker\", \"healthy\": true,"
-	"  \"capacity\": {\"cpu\": 4, \"memory_mb\": 4096, \"max_sessions\": 10},"
-	"  \"allocated\": {\"cpu\": 1, \"memory_mb\": 1024, \"sessions\": 1},"
-	"  \"templates_warm\": [\"python-basic\"]},"
-	" {\"id\": \"n5\", \"runtime\": \"docker\", \"healthy\": true,"
-	"  \"capacity\": {\"cpu\": 16, \"memory_mb\": 16384, \"max_sessions\": 10},"
-	"  \"allocated\": {\"cpu\": 0, \"memory_mb\": 0, \"sessions\": 0},"
-	"  \"templates_warm\": [\"node-basic\"]}]";
+    "[{\"id\": \"n1\", \"runtime\": \"linux\", \"healthy\": false,"
+    "  \"capacity\": {\"cpu\": 8, \"memory_mb\": 8192, \"max_sessions\": 10},"
+    "  \"allocated\": {\"cpu\": 0, \"memory_mb\": 0, \"sessions\": 0}},"
+    " {\"id\": \"n2\", \"runtime\": \"linux\", \"healthy\": true,"
+    "  \"capacity\": {\"cpu\": 2, \"memory_mb\": 2048, \"max_sessions\": 10},"
+    "  \"allocated\": {\"cpu\": 1.5, \"memory_mb\": 512, \"sessions\": 3}},"
+    " {\"id\": \"n3\", \"runtime\": \"docker\", \"healthy\": true,"
+    "  \"capacity\": {\"cpu\": 4, \"memory_mb\": 4096, \"max_sessions\": 2},"
+    "  \"allocated\": {\"cpu\": 0, \"memory_mb\": 0, \"sessions\": 2}},"
+    " {\"id\": \"n4\", \"runtime\": \"docker\", \"healthy\": true,"
+    "  \"capacity\": {\"cpu\": 4, \"memory_mb\": 4096, \"max_sessions\": 10},"
+    "  \"allocated\": {\"cpu\": 1, \"memory_mb\": 1024, \"sessions\": 1},"
+    "  \"templates_warm\": [\"python-basic\"]},"
+    " {\"id\": \"n5\", \"runtime\": \"docker\", \"healthy\": true,"
+    "  \"capacity\": {\"cpu\": 16, \"memory_mb\": 16384, \"max_sessions\": 10},"
+    "  \"allocated\": {\"cpu\": 0, \"memory_mb\": 0, \"sessions\": 0},"
+    "  \"templates_warm\": [\"node-basic\"]}]";
 
 /* Runs select_node on a fresh instance made from config_text; returns the chosen node id
  * (static buffer) or the error code as text. */
@@ -111,11 +111,10 @@ int main(void)
 	check(h->magic == SBX_PLUGIN_MAGIC && h->kind == SBX_KIND_POLICY, "descriptor header");
 	check(SBX_HAS_MEMBER(p, struct sbx_policy_plugin, select_node), "select_node present");
 
-	check(strcmp(pick(p, "{}", "{\"resources\": {\"cpu\": 0.5, \"memory_mb\": 256}}"),
-		     "n2") == 0,
+	check(strcmp(pick(p, "{}", "{\"resources\": {\"cpu\": 0.5, \"memory_mb\": 256}}"), "n2") ==
+		  0,
 	      "small session goes to the first healthy node that fits (n2)");
-	check(strcmp(pick(p, "{}", "{\"resources\": {\"cpu\": 1, \"memory_mb\": 256}}"), "n4") ==
-		      0,
+	check(strcmp(pick(p, "{}", "{\"resources\": {\"cpu\": 1, \"memory_mb\": 256}}"), "n4") == 0,
 	      "skips a node short of CPU and a node without a free session slot (n4)");
 	check(strcmp(pick(p, "{\"reserve_memory_mb\": 1400}",
 			  "{\"resources\": {\"cpu\": 0.5, \"memory_mb\": 256}}"),

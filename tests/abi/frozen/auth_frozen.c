@@ -33,8 +33,8 @@ static void destroy(void *inst)
 	free(a);
 }
 
-static int create(const struct sbx_core_api *core, const char *instance_name,
-		  const json_t *config, void **inst, sbx_err *err)
+static int create(const struct sbx_core_api *core, const char *instance_name, const json_t *config,
+		  void **inst, sbx_err *err)
 {
 	struct frozen_auth *a;
 	json_error_t jerr;
@@ -82,24 +82,24 @@ static int authenticate(void *inst, const json_t *request, json_t **principal, s
 {
 	struct frozen_auth *a = inst;
 	const char *h = json_string_value(
-		json_object_get(json_object_get(request, "headers"), "authorization"));
+	    json_object_get(json_object_get(request, "headers"), "authorization"));
 
 	if (!h || strncmp(h, "Bearer ", 7) != 0)
 		return SBX_DEFER;
 	if (!token_equal(h + 7, a->token))
 		return sbx_err_set(err, SBX_E_UNAUTHORIZED, "invalid bearer token");
-	*principal = json_pack("{s:s, s:s, s:s}", "tenant", a->tenant, "role", a->role,
-			       "subject", "frozen-token");
+	*principal = json_pack("{s:s, s:s, s:s}", "tenant", a->tenant, "role", a->role, "subject",
+			       "frozen-token");
 	if (!*principal)
 		return sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
 	return SBX_OK;
 }
 
 static const struct sbx_auth_plugin descriptor = {
-	.hdr = SBX_PLUGIN_HEADER(SBX_KIND_AUTH, struct sbx_auth_plugin, "frozen", "1.0.0",
-				 "ABI fixture: auth built against the frozen 1.0 headers"),
-	.life = {.create = create, .destroy = destroy},
-	.authenticate = authenticate,
+    .hdr = SBX_PLUGIN_HEADER(SBX_KIND_AUTH, struct sbx_auth_plugin, "frozen", "1.0.0",
+			     "ABI fixture: auth built against the frozen 1.0 headers"),
+    .life = {.create = create, .destroy = destroy},
+    .authenticate = authenticate,
 };
 
 SBX_EXPORT const struct sbx_plugin_header *sbx_plugin_entry(void);

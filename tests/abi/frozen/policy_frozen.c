@@ -15,8 +15,8 @@ struct frozen_policy {
 	json_int_t min_free_sessions;
 };
 
-static int create(const struct sbx_core_api *core, const char *instance_name,
-		  const json_t *config, void **inst, sbx_err *err)
+static int create(const struct sbx_core_api *core, const char *instance_name, const json_t *config,
+		  void **inst, sbx_err *err)
 {
 	struct frozen_policy *p;
 	json_error_t jerr;
@@ -59,15 +59,14 @@ static json_int_t free_slots(const json_t *node)
 
 	if (!json_is_true(json_object_get(node, "healthy")))
 		return -1;
-	max = json_integer_value(
-		json_object_get(json_object_get(node, "capacity"), "max_sessions"));
-	used = json_integer_value(
-		json_object_get(json_object_get(node, "allocated"), "sessions"));
+	max =
+	    json_integer_value(json_object_get(json_object_get(node, "capacity"), "max_sessions"));
+	used = json_integer_value(json_object_get(json_object_get(node, "allocated"), "sessions"));
 	return max - used;
 }
 
-static int select_node(void *inst, const json_t *request, const json_t *nodes,
-		       json_t **choice, sbx_err *err)
+static int select_node(void *inst, const json_t *request, const json_t *nodes, json_t **choice,
+		       sbx_err *err)
 {
 	struct frozen_policy *p = inst;
 	const json_t *best = NULL;
@@ -78,7 +77,8 @@ static int select_node(void *inst, const json_t *request, const json_t *nodes,
 	(void)request;
 	if (!json_is_array(nodes))
 		return sbx_err_set(err, SBX_E_INTERNAL, "node inventory is not an array");
-	json_array_foreach(nodes, i, node) {
+	json_array_foreach(nodes, i, node)
+	{
 		json_int_t f = free_slots(node);
 
 		if (f >= p->min_free_sessions && (!best || f > best_free)) {
@@ -98,10 +98,10 @@ static int select_node(void *inst, const json_t *request, const json_t *nodes,
 }
 
 static const struct sbx_policy_plugin descriptor = {
-	.hdr = SBX_PLUGIN_HEADER(SBX_KIND_POLICY, struct sbx_policy_plugin, "frozen",
-				 "1.0.0", "ABI fixture: policy built against the frozen 1.0 headers"),
-	.life = {.create = create, .destroy = destroy},
-	.select_node = select_node,
+    .hdr = SBX_PLUGIN_HEADER(SBX_KIND_POLICY, struct sbx_policy_plugin, "frozen", "1.0.0",
+			     "ABI fixture: policy built against the frozen 1.0 headers"),
+    .life = {.create = create, .destroy = destroy},
+    .select_node = select_node,
 };
 
 SBX_EXPORT const struct sbx_plugin_header *sbx_plugin_entry(void);
