@@ -267,6 +267,34 @@ int main(void)
 		   strstr(err.message, "catalogue"),
 	   "unknown image is SBX_E_INVALID naming the catalogue (%s)", err.message);
 
+	/* A failing create says what failed and leaves nothing behind. */
+	{
+		void *bad;
+		char empty[128];
+		int left;
+		json_t *l = NULL;
+
+		snprintf(empty, sizeof empty, "%s/empty-bundle", state_dir);
+		mkdir(empty, 0755);
+		x = json_pack("{s:s}", "executor_dir", empty);
+		bad = new_instance(x, &err);
+		json_decref(x);
+		x = bad ? make(bad, "python:3.11", 128, 8, 64, &err) : NULL;
+		ok(bad && !x && strstr(err.message, "execve the executor"),
+		   "a create that fails says what failed (%s)", err.message);
+		left = bad && rt->sandbox_list(bad, &l, &err) == 0 ? (int)json_array_size(l) : -1;
+		ok(left == 0, "a failed create leaves no sandbox behind (%d)", left);
+		json_decref(l);
+		json_decref(x);
+		if (bad)
+			rt->life.destroy(bad);
+		rmdir(empty);
+	}
+	x = json_pack("{s:s}", "workspace", "loop");
+	ok(!new_instance(x, &err) && err.code == SBX_E_UNSUPPORTED,
+	   "workspace = loop is refused as not implemented");
+	json_decref(x);
+
 	/* A sandbox */
 	a = make(inst, "sandbox-template-python-basic:latest", 128, 8, 64, &err);
 	if (!ok(a != NULL, "create returns a handle (%s)", a ? "ok" : err.message))
@@ -372,6 +400,23 @@ int main(void)
 		 "        return errno.errorcode[x.errno]\n",
 		 "\"ENOSPC\""),
 	   "writing beyond disk_mb to /workspace fails with ENOSPC");
+
+	{
+		json_t *r = run(a, "javascript",
+				"exports.handler = async (event) => ({v: process.getuid(), "
+				"h: require('os').hostname()});\n");
+		char *v = r ? json_dumps(json_object_get(r, "return_value"),
+					 JSON_ENCODE_ANY | JSON_COMPACT)
+			    : NULL;
+		ok(v && !strcmp(v, "{\"v\":1000,\"h\":\"sandbox\"}"),
+		   "a node handler runs in the sandbox (%s)", v ? v : "no result");
+		free(v);
+		json_decref(r);
+		r = run(a, "shell", "id -u; ls /workspace > /dev/null && echo ok-shell\n");
+		ok(r && strstr(json_string_value(json_object_get(r, "stdout")) ?: "", "1000\nok-shell"),
+		   "a shell script runs in the sandbox");
+		json_decref(r);
+	}
 
 	b = make(inst, "python:3.11", 128, 8, 64, &err);
 	if (ok(b != NULL, "a second sandbox is created (%s)", b ? "ok" : err.message))

@@ -95,7 +95,9 @@ int config_parse(struct lx *lx, const json_t *config, sbx_err *err)
 			if (json_is_string(v) && !strcmp(json_string_value(v), "tmpfs"))
 				lx->workspace_loop = 0, rc = 0;
 			else if (json_is_string(v) && !strcmp(json_string_value(v), "loop"))
-				lx->workspace_loop = 1, rc = 0;
+				rc = sbx_err_set(err, SBX_E_UNSUPPORTED,
+						 "linux runtime: workspace \"loop\" is not "
+						 "implemented yet; use \"tmpfs\"");
 			else
 				rc = sbx_err_set(err, SBX_E_INVALID,
 						 "linux runtime: 'workspace' must be \"tmpfs\" "

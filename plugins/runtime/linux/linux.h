@@ -41,7 +41,7 @@ struct lx {
 	unsigned uid_base;
 	unsigned max_sessions;
 	unsigned tmp_size_mb;
-	int workspace_loop;       /* 0 tmpfs, 1 loop ext4 */
+	int workspace_loop;       /* 0 tmpfs (loop ext4: not implemented) */
 	json_t *images;           /* object: image name -> {"root": ..., "languages": [...]} */
 	struct lx_cgroup cg;
 	struct sock_filter *bpf;  /* the compiled seccomp filter */
@@ -78,8 +78,6 @@ int seccomp_build(struct lx *lx, sbx_err *err);
 int rootfs_etc(const struct lx *lx, sbx_err *err);
 int rootfs_prepare(const struct lx *lx, const char *dir, unsigned host_uid, sbx_err *err);
 void rootfs_remove(const char *dir);
-int loopws_create(const struct lx *lx, const char *dir, long disk_mb, sbx_err *err);
-void loopws_remove(const char *dir);
 
 /* Everything the child needs, prepared before clone() (no allocation after it). */
 struct lx_child_args {
@@ -87,7 +85,7 @@ struct lx_child_args {
 	char root[1024];            /* <dir>/root */
 	char etc[1024];
 	char run[1024];
-	char ws_src[1024];          /* loop workspace mount on the host, or "" for tmpfs */
+	char ws_src[1024];         /* a host directory to bind as /workspace, or "": tmpfs */
 	struct lx_top {            /* /usr, /bin, ...: bind of a directory or a symlink */
 		char name[16];
 		char target[1024];
