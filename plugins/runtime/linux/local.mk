@@ -26,3 +26,4 @@ tests_plugins_runtime_linux_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAG
 tests_plugins_runtime_linux_LDADD = $(JANSSON_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) $(LTDL_LIBS) \
 	$(PTHREAD_LIBS)
 endif
+EXTRA_DIST += plugins/runtime/linux/README.md
