@@ -1,5 +1,22 @@
 # core/: the sbxd daemon.
 sbin_PROGRAMS += sbxd
-sbxd_SOURCES = core/main.c core/httpc.c core/httpc.h
+sbxd_SOURCES = \
+	core/main.c core/server.h \
+	core/conf.c core/conf.h \
+	core/loader.c core/loader.h \
+	core/log.c core/log.h \
+	core/metrics.c core/metrics.h \
+	core/pool.c core/pool.h \
+	core/http.c core/http.h \
+	core/router.c core/router.h \
+	core/httpc.c core/httpc.h \
+	core/services.c core/services.h \
+	core/model.c core/model.h \
+	core/sessions.c core/sessions.h \
+	core/execs.c core/execs.h \
+	core/exec_client.c core/exec_client.h \
+	core/recovery.c core/recovery.h \
+	core/api.h core/api_common.c core/api_health.c core/api_sessions.c \
+	core/api_executions.c core/api_templates.c core/api_files.c
 sbxd_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(MHD_CFLAGS) $(LIBCONFIG_CFLAGS) $(CURL_CFLAGS) $(CRYPTO_CFLAGS)
-sbxd_LDADD = $(JANSSON_LIBS) $(MHD_LIBS) $(LIBCONFIG_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) $(LTDL_LIBS) $(PTHREAD_LIBS)
+sbxd_LDADD = $(JANSSON_LIBS) $(MHD_LIBS) $(LIBCONFIG_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) $(LTDL_LIBS) $(PTHREAD_LIBS) -lm

@@ -194,3 +194,26 @@ void router_dispatch(struct req *r)
 		http_reply_error(r, 404, "Sandbox.NotFound", "See /openapi.json for the API's paths.",
 				 "no such endpoint: %s %s", r->method, r->path);
 }
+
+json_t *router_openapi(void)
+{
+	json_t *paths = json_object();
+	for (const struct route *rt = routes; rt->method; rt++) {
+		char m[16];
+		size_t i;
+		json_t *item = json_object_get(paths, rt->pattern);
+		if (!item) {
+			item = json_object();
+			json_object_set_new(paths, rt->pattern, item);
+		}
+		for (i = 0; rt->method[i] && i < sizeof m - 1; i++)
+			m[i] = (char)(rt->method[i] | 0x20);
+		m[i] = '\0';
+		json_object_set_new(item, m,
+				    json_pack("{s:s, s:{s:{s:s}}}", "operationId", rt->pattern,
+					      "responses", "default", "description",
+					      "JSON; errors as {error_code, description, solution}"));
+	}
+	return json_pack("{s:s, s:{s:s, s:s}, s:o}", "openapi", "3.0.3", "info", "title",
+			 "sbxd Sandbox Control Plane", "version", PACKAGE_VERSION, "paths", paths);
+}

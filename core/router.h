@@ -12,5 +12,7 @@ void router_dispatch(struct req *r);
 /* The principal's tenant ("default" without auth), and whether it may see all tenants. */
 const char *router_tenant(struct req *r);
 int router_is_admin(struct req *r);
+/* A minimal OpenAPI document generated from the route table (new reference). */
+json_t *router_openapi(void);
 
 #endif

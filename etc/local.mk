@@ -1,1 +1,9 @@
-# etc: rules for this area (filled in by its owner)
+# etc/: the embedded default configuration, with install paths substituted at build time.
+sysconfsbx_DATA = etc/sbxd.conf
+EXTRA_DIST += etc/sbxd.conf.in
+CLEANFILES += etc/sbxd.conf
+etc/sbxd.conf: $(top_srcdir)/etc/sbxd.conf.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) etc && sed \
+		-e 's|@localstatedir[@]|$(localstatedir)|g' \
+		-e 's|@libdir[@]|$(libdir)|g' \
+		$(top_srcdir)/etc/sbxd.conf.in > $@.tmp && mv $@.tmp $@

@@ -1,0 +1,358 @@
+/*
+ * Files of a session's /workspace, served through the sandbox's executor, which resolves
+ * paths with openat2(RESOLVE_BENEATH) inside the sandbox. The core also refuses obviously
+ * escaping paths itself so that nothing reaches the sandbox for them.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "exec_client.h"
+#include "model.h"
+#include "router.h"
+#include "services.h"
+#include "sessions.h"
+
+#define MAX_PATH_LEN 1024
+
+/* Normalise a client path relative to /workspace. Returns 0, or -1 with msg. Accepts
+ * "a/b", "/workspace/a/b"; refuses absolute paths elsewhere, "..", NUL, control chars. */
+static int clean_path(const char *in, int allow_empty, char *out, size_t len, char *msg, size_t mlen)
+{
+	const char *p = in ? in : "";
+	size_t o = 0;
+
+	if (strncmp(p, "/workspace/", 11) == 0)
+		p += 11;
+	else if (strcmp(p, "/workspace") == 0)
+		p += 10;
+	if (*p == '/') {
+		snprintf(msg, mlen, "path '%.200s' is absolute; give a path relative to /workspace", in);
+		return -1;
+	}
+	if (strlen(p) > MAX_PATH_LEN) {
+		snprintf(msg, mlen, "path is longer than %d bytes", MAX_PATH_LEN);
+		return -1;
+	}
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			snprintf(msg, mlen, "path '%.200s' leaves the workspace ('..' is not allowed)", in);
+			return -1;
+		}
+		if (!(n == 0 || (n == 1 && p[0] == '.'))) {
+			for (size_t i = 0; i < n; i++)
+				if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) {
+					snprintf(msg, mlen, "path contains a control character");
+					return -1;
+				}
+			if (o + n + 2 > len) {
+				snprintf(msg, mlen, "path is too long");
+				return -1;
+			}
+			if (o)
+				out[o++] = '/';
+			memcpy(out + o, p, n);
+			o += n;
+		}
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	out[o] = '\0';
+	if (!o && !allow_empty) {
+		snprintf(msg, mlen, "a file path is required");
+		return -1;
+	}
+	return 0;
+}
+
+static void urlenc(const char *s, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (; *s && o + 4 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/')
+			out[o++] = (char)c;
+		else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+/* Look up the session (tenant-visible, running); replies and returns NULL on failure. */
+static json_t *live_session(struct req *r)
+{
+	json_t *sess = NULL;
+	sbx_err err;
+	int rc;
+
+	sbx_err_clear(&err);
+	rc = sessions_get(r->srv, router_tenant(r), router_is_admin(r), r->param[0], &sess, &err);
+	if (rc < 0) {
+		http_reply_sbx(r, rc, &err, "Sandbox.SessionNotFound");
+		return NULL;
+	}
+	if (strcmp(json_string_value(json_object_get(sess, "status")) ?: "", "running") != 0) {
+		http_reply_error(r, 409, "Sandbox.Conflict", "Files are available while the session runs.",
+				 "session '%s' is %s", r->param[0],
+				 json_string_value(json_object_get(sess, "status")));
+		json_decref(sess);
+		return NULL;
+	}
+	return sess;
+}
+
+static const json_t *executor_of(const json_t *sess)
+{
+	return json_object_get(json_object_get(sess, "handle"), "executor");
+}
+
+/* Relay an executor error status as ours. */
+static void reply_executor_error(struct req *r, long status, const char *body, size_t len)
+{
+	json_t *j = body ? json_loadb(body, len, 0, NULL) : NULL;
+	const char *msg = json_string_value(json_object_get(j, "error"));
+	if (status == 404)
+		http_reply_error(r, 404, "Sandbox.FileNotFound", NULL, "%s", msg ? msg : "no such file");
+	else if (status == 400 || status == 413 || status == 409)
+		http_reply_error(r, (unsigned)status, NULL, NULL, "%s", msg ? msg : "refused by the sandbox");
+	else
+		http_reply_error(r, 502, "Sandbox.InternalError", NULL,
+				 "the sandbox's executor answered HTTP %ld: %.200s", status, msg ? msg : "");
+	json_decref(j);
+}
+
+void api_files_list(struct req *r)
+{
+	char path[MAX_PATH_LEN + 8], enc[3 * MAX_PATH_LEN + 64], q[3 * MAX_PATH_LEN + 128], msg[256];
+	const char *limit_s = http_query(r, "limit");
+	json_t *sess, *j = NULL, *files, *f, *out;
+	char *body = NULL;
+	size_t len, i;
+	long status;
+	sbx_err err;
+	int limit = 1000;
+
+	if (limit_s) {
+		char *end;
+		long l = strtol(limit_s, &end, 10);
+		if (*end || l < 1 || l > 10000) {
+			http_reply_error(r, 422, NULL, NULL, "limit must be an integer in 1..10000");
+			return;
+		}
+		limit = (int)l;
+	}
+	if (clean_path(http_query(r, "path"), 1, path, sizeof path, msg, sizeof msg) < 0) {
+		http_reply_error(r, 400, "Sandbox.InvalidPath", "Use a path relative to /workspace.", "%s", msg);
+		return;
+	}
+	if (!(sess = live_session(r)))
+		return;
+	urlenc(path, enc, sizeof enc);
+	snprintf(q, sizeof q, "/files?path=%s&limit=%d", enc, limit);
+	sbx_err_clear(&err);
+	if (exec_client_call(executor_of(sess), "GET", q, NULL, 0, 64u << 20, &status, &body, &len, &err) < 0) {
+		http_reply_sbx(r, -SBX_E_UNAVAILABLE, &err, NULL);
+		goto out;
+	}
+	if (status != 200) {
+		reply_executor_error(r, status, body, len);
+		goto out;
+	}
+	j = json_loadb(body ? body : "", len, 0, NULL);
+	files = json_array();
+	json_array_foreach(json_object_get(j, "files"), i, f)
+	{
+		double mt = json_number_value(json_object_get(f, "modified_time"));
+		json_t *ms = json_integer((json_int_t)(mt * 1000));
+		json_t *e = json_pack("{s:O?, s:O?, s:O?, s:O?, s:o}", "name", json_object_get(f, "name"),
+				      "path", json_object_get(f, "path"), "size", json_object_get(f, "size"),
+				      "type", json_object_get(f, "type"), "modified_time", services_iso(ms));
+		json_decref(ms);
+		json_array_append_new(files, e);
+	}
+	out = json_pack("{s:s, s:o, s:I}", "session_id", r->param[0], "files", files, "count",
+			(json_int_t)json_array_size(files));
+	http_reply_json(r, 200, out);
+	sessions_touch(r->srv, r->param[0]);
+out:
+	json_decref(j);
+	free(body);
+	json_decref(sess);
+}
+
+struct upload {
+	char *data;
+	size_t len, cap;
+	char filename[256];
+	int seen;
+	int other_file;
+};
+
+static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
+			       const char *filename, const char *content_type,
+			       const char *transfer_encoding, const char *data, uint64_t off,
+			       size_t size)
+{
+	struct upload *u = cls;
+	(void)kind;
+	(void)content_type;
+	(void)transfer_encoding;
+	(void)off;
+	if (!key || strcmp(key, "file") != 0) {
+		if (filename)
+			u->other_file = 1;
+		return MHD_YES;
+	}
+	if (!u->seen && filename)
+		snprintf(u->filename, sizeof u->filename, "%s", filename);
+	u->seen = 1;
+	if (size == 0)
+		return MHD_YES;
+	if (u->len + size > u->cap) {
+		size_t cap = u->cap ? u->cap : 65536;
+		while (cap < u->len + size)
+			cap *= 2;
+		char *nb = realloc(u->data, cap);
+		if (!nb)
+			return MHD_NO;
+		u->data = nb;
+		u->cap = cap;
+	}
+	memcpy(u->data + u->len, data, size);
+	u->len += size;
+	return MHD_YES;
+}
+
+void api_files_upload(struct req *r)
+{
+	char path[MAX_PATH_LEN + 300], enc[3 * (MAX_PATH_LEN + 300) + 64], q[3 * (MAX_PATH_LEN + 300) + 128];
+	char msg[256], want[MAX_PATH_LEN + 300];
+	const char *qp = http_query(r, "path"), *base;
+	struct upload u = {0};
+	struct MHD_PostProcessor *pp;
+	json_t *sess = NULL;
+	char *body = NULL;
+	size_t len;
+	long status;
+	sbx_err err;
+
+	if (!r->body_len) {
+		http_reply_error(r, 400, "Sandbox.InvalidRequest", "Send multipart/form-data with a field named file.",
+				 "the upload has no body");
+		return;
+	}
+	pp = MHD_create_post_processor(r->conn, 65536, on_part, &u);
+	if (!pp) {
+		http_reply_error(r, 400, "Sandbox.InvalidRequest", "Send multipart/form-data with a field named file.",
+				 "the upload is not multipart/form-data");
+		return;
+	}
+	if (MHD_post_process(pp, r->body, r->body_len) != MHD_YES) {
+		MHD_destroy_post_processor(pp);
+		free(u.data);
+		http_reply_error(r, 400, "Sandbox.InvalidRequest", NULL, "the multipart body is malformed");
+		return;
+	}
+	MHD_destroy_post_processor(pp);
+	if (!u.seen) {
+		free(u.data);
+		http_reply_error(r, 400, "Sandbox.InvalidRequest", "Name the multipart field 'file'.",
+				 "the upload has no field named 'file'");
+		return;
+	}
+	/* the uploaded file's own name: its last component only */
+	base = strrchr(u.filename, '/');
+	base = base ? base + 1 : u.filename;
+	if (!qp || !*qp || qp[strlen(qp) - 1] == '/') {
+		if (!*base || strcmp(base, "..") == 0 || strcmp(base, ".") == 0) {
+			free(u.data);
+			http_reply_error(r, 400, "Sandbox.InvalidPath", "Give ?path= or a file name in the multipart part.",
+					 "the upload names no usable file name");
+			return;
+		}
+		snprintf(want, sizeof want, "%s%s", qp ? qp : "", base);
+	} else
+		snprintf(want, sizeof want, "%s", qp);
+	if (clean_path(want, 0, path, sizeof path, msg, sizeof msg) < 0) {
+		free(u.data);
+		http_reply_error(r, 400, "Sandbox.InvalidPath", "Use a path relative to /workspace.", "%s", msg);
+		return;
+	}
+	if (!(sess = live_session(r))) {
+		free(u.data);
+		return;
+	}
+	urlenc(path, enc, sizeof enc);
+	snprintf(q, sizeof q, "/files/content?path=%s", enc);
+	sbx_err_clear(&err);
+	if (exec_client_call(executor_of(sess), "PUT", q, u.data ? u.data : "", u.len, 1u << 20, &status,
+			     &body, &len, &err) < 0)
+		http_reply_sbx(r, -SBX_E_UNAVAILABLE, &err, NULL);
+	else if (status != 200 && status != 201)
+		reply_executor_error(r, status, body, len);
+	else {
+		http_reply_json(r, 200, json_pack("{s:s, s:s, s:I}", "session_id", r->param[0], "file_path",
+						  path, "size", (json_int_t)u.len));
+		sessions_touch(r->srv, r->param[0]);
+	}
+	free(body);
+	free(u.data);
+	json_decref(sess);
+}
+
+static void file_op(struct req *r, const char *method)
+{
+	char path[MAX_PATH_LEN + 8], enc[3 * MAX_PATH_LEN + 64], q[3 * MAX_PATH_LEN + 128], msg[256];
+	json_t *sess;
+	char *body = NULL;
+	size_t len;
+	long status;
+	sbx_err err;
+
+	if (clean_path(r->param[1], 0, path, sizeof path, msg, sizeof msg) < 0) {
+		http_reply_error(r, 400, "Sandbox.InvalidPath", "Use a path relative to /workspace.", "%s", msg);
+		return;
+	}
+	if (!(sess = live_session(r)))
+		return;
+	urlenc(path, enc, sizeof enc);
+	snprintf(q, sizeof q, "/files/content?path=%s", enc);
+	sbx_err_clear(&err);
+	if (exec_client_call(executor_of(sess), method, q, NULL, 0, (size_t)r->srv->cfg.max_upload,
+			     &status, &body, &len, &err) < 0) {
+		http_reply_sbx(r, err.code == SBX_E_TOOLARGE ? -SBX_E_TOOLARGE : -SBX_E_UNAVAILABLE, &err, NULL);
+		free(body);
+	} else if (status != 200) {
+		reply_executor_error(r, status, body, len);
+		free(body);
+	} else if (strcmp(method, "GET") == 0) {
+		http_reply_bytes(r, 200, "application/octet-stream", body, len);
+		sessions_touch(r->srv, r->param[0]);
+	} else {
+		free(body);
+		http_reply_json(r, 204, NULL);
+		sessions_touch(r->srv, r->param[0]);
+	}
+	json_decref(sess);
+}
+
+void api_files_download(struct req *r)
+{
+	file_op(r, "GET");
+}
+
+void api_files_delete(struct req *r)
+{
+	file_op(r, "DELETE");
+}

@@ -1,0 +1,29 @@
+/*
+ * Client of the sbx-executor protocol (docs/executor-protocol.md): run an execution and
+ * read its NDJSON stream, fetch a retained result, call the files endpoints.
+ */
+#ifndef SBXD_EXEC_CLIENT_H
+#define SBXD_EXEC_CLIENT_H
+
+#include <stddef.h>
+
+#include <sandbox/core.h>
+
+/* executor: the handle's "executor" object {unix_socket?, url, token?} (borrowed).
+ * request: the POST /execute body. On success *result is the "result" event (new ref).
+ * on_event (may be NULL) sees every event as it arrives. */
+int exec_client_execute(const json_t *executor, const json_t *request, long timeout_ms,
+			void (*on_event)(void *ctx, const json_t *ev), void *ctx, json_t **result,
+			sbx_err *err);
+
+/* GET /executions/{id}: *result the retained result or {status: running}. NOTFOUND. */
+int exec_client_result(const json_t *executor, const char *id, json_t **result, sbx_err *err);
+
+/* A generic call for the files endpoints. method/path_and_query e.g. "GET",
+ * "/files?path=x". body may be NULL. The response body (bounded by max_bytes) is returned
+ * in *out (malloc'd) and its length in *out_len; *status is the HTTP status. */
+int exec_client_call(const json_t *executor, const char *method, const char *path_and_query,
+		     const void *body, size_t body_len, size_t max_bytes, long *status, char **out,
+		     size_t *out_len, sbx_err *err);
+
+#endif

@@ -1,0 +1,465 @@
+/*
+ * Execution runner. The in-memory table of running executions is what execute-sync waits
+ * on; the db record is updated before waiters are woken, under the same lock that waiters
+ * register with, so a waiter can never miss the end of an execution.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "exec_client.h"
+#include "execs.h"
+#include "log.h"
+#include "metrics.h"
+#include "model.h"
+#include "services.h"
+#include "sessions.h"
+
+struct waiter {
+	struct waiter *next;
+	struct req *r;
+	int64_t deadline;
+};
+
+struct run {
+	struct run *next;
+	struct server *srv;
+	char id[72];
+	char session_id[72];
+	json_t *executor;
+	json_t *request;
+	long timeout_ms;
+	struct waiter *waiters;
+};
+
+struct execs {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct run *running;
+	int n_running;
+	struct waiter *timed; /* unused list head kept for clarity of ownership: waiters live on runs */
+	pthread_t timer;
+	int stop;
+	int timer_started;
+};
+
+#define DB(srv) ((srv)->db->d.db)
+#define DBI(srv) ((srv)->db->inst)
+
+static void thread_plugins(struct server *srv, int init)
+{
+	for (size_t i = 0; i < srv->n_plugins; i++) {
+		const struct sbx_plugin *d = srv->plugins[i].d.any;
+		if (init && d->life.thread_init)
+			d->life.thread_init(srv->plugins[i].inst);
+		if (!init && d->life.thread_fini)
+			d->life.thread_fini(srv->plugins[i].inst);
+	}
+}
+
+static void reply_execution(struct req *r, const json_t *rec)
+{
+	http_reply_json(r, 200, model_execution_view(r->srv, rec));
+	http_complete(r);
+}
+
+/* Turn the executor's result event into the changes stored on the execution. */
+static json_t *result_changes(const json_t *res, int64_t started, int64_t now)
+{
+	static const char *const copy[] = {"status", "exit_code", "error_message", "return_value",
+					   "stdout", "stderr", "stdout_truncated", "stderr_truncated",
+					   "return_value_truncated", "metrics", "artifacts"};
+	json_t *c = json_object();
+	double dur;
+
+	for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++) {
+		json_t *v = json_object_get(res, copy[i]);
+		if (v)
+			json_object_set(c, copy[i], v);
+	}
+	if (!json_is_string(json_object_get(c, "status")))
+		json_object_set_new(c, "status", json_string("crashed"));
+	dur = json_number_value(json_object_get(json_object_get(res, "metrics"), "duration_ms"));
+	if (dur <= 0)
+		dur = (double)(now - started);
+	json_object_set_new(c, "execution_time", json_real(dur / 1000.0));
+	json_object_set_new(c, "completed_at", json_integer(now));
+	json_object_set_new(c, "updated_at", json_integer(now));
+	return c;
+}
+
+static void finish_run(struct run *run, json_t *changes)
+{
+	struct server *srv = run->srv;
+	struct execs *x = srv->execs;
+	struct waiter *w, *wn;
+	struct run **pp;
+	json_t *rec = NULL;
+	sbx_err err;
+
+	if (DB(srv)->execution_update(DBI(srv), run->id, changes, "running", &rec, &err) < 0) {
+		/* deleted meanwhile, or settled by someone else: reply with what is stored */
+		json_decref(rec);
+		rec = NULL;
+		DB(srv)->execution_get(DBI(srv), run->id, &rec, &err);
+	}
+	sessions_touch(srv, run->session_id);
+
+	pthread_mutex_lock(&x->mu);
+	for (pp = &x->running; *pp; pp = &(*pp)->next)
+		if (*pp == run) {
+			*pp = run->next;
+			break;
+		}
+	x->n_running--;
+	w = run->waiters;
+	run->waiters = NULL;
+	pthread_mutex_unlock(&x->mu);
+
+	for (; w; w = wn) {
+		wn = w->next;
+		if (rec)
+			reply_execution(w->r, rec);
+		else {
+			http_reply_error(w->r, 404, "Sandbox.ExecutionNotFound", NULL,
+					 "execution '%s' no longer exists", run->id);
+			http_complete(w->r);
+		}
+		free(w);
+	}
+	{
+		json_t *labels = json_pack("{s:s}", "status",
+					   json_string_value(json_object_get(changes, "status")) ?: "unknown");
+		metrics_counter_add(srv->metrics, "sbxd_executions_total", labels, 1);
+		json_decref(labels);
+	}
+	json_decref(rec);
+}
+
+static void *runner(void *arg)
+{
+	struct run *run = arg;
+	struct server *srv = run->srv;
+	json_t *res = NULL, *changes;
+	int64_t started = services_now_ms(), t0 = services_mono_ms();
+	sbx_err err;
+	int rc;
+
+	thread_plugins(srv, 1);
+	log_set_request_id(run->id);
+	changes = json_pack("{s:s, s:I, s:I}", "status", "running", "started_at", (json_int_t)started,
+			    "updated_at", (json_int_t)started);
+	rc = DB(srv)->execution_update(DBI(srv), run->id, changes, "pending", NULL, &err);
+	json_decref(changes);
+	if (rc < 0) {
+		LOG_W("execution=%s cannot start: %s", run->id, err.message);
+		changes = json_pack("{s:s, s:s}", "status", "crashed", "error_message", err.message);
+		finish_run(run, changes);
+		json_decref(changes);
+		goto out;
+	}
+	sbx_err_clear(&err);
+	rc = exec_client_execute(run->executor, run->request, run->timeout_ms + 30000, NULL, NULL,
+				 &res, &err);
+	if (rc < 0) {
+		int64_t now = services_now_ms();
+		char msg[SBX_ERR_MSG_MAX + 64];
+		snprintf(msg, sizeof msg, "the sandbox failed during the execution: %s", err.message);
+		changes = json_pack("{s:s, s:s, s:i, s:f, s:I, s:I}", "status", "crashed",
+				    "error_message", msg, "exit_code", -1, "execution_time",
+				    (double)(now - started) / 1000.0, "completed_at", (json_int_t)now,
+				    "updated_at", (json_int_t)now);
+	} else
+		changes = result_changes(res, started, services_now_ms());
+	finish_run(run, changes);
+	metrics_observe(srv->metrics, "sbxd_execution_seconds", NULL,
+			(double)(services_mono_ms() - t0) / 1000.0);
+	json_decref(changes);
+	json_decref(res);
+out:
+	log_set_request_id(NULL);
+	thread_plugins(srv, 0);
+	json_decref(run->executor);
+	json_decref(run->request);
+	free(run);
+	return NULL;
+}
+
+int execs_submit(struct server *srv, const json_t *session, const json_t *exec_rec,
+		 const json_t *env, sbx_err *err)
+{
+	struct execs *x = srv->execs;
+	const json_t *handle = json_object_get(session, "handle");
+	struct run *run;
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	run = calloc(1, sizeof *run);
+	if (!run)
+		return sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
+	run->srv = srv;
+	snprintf(run->id, sizeof run->id, "%s", json_string_value(json_object_get(exec_rec, "id")));
+	snprintf(run->session_id, sizeof run->session_id, "%s",
+		 json_string_value(json_object_get(session, "id")));
+	run->executor = json_incref(json_object_get(handle, "executor"));
+	run->timeout_ms = (long)json_integer_value(json_object_get(exec_rec, "timeout")) * 1000;
+	run->request = json_pack("{s:s, s:O, s:O, s:I, s:O, s:O, s:I}", "id", run->id, "code",
+				 json_object_get(exec_rec, "code"), "language",
+				 json_object_get(exec_rec, "language"), "timeout_ms",
+				 (json_int_t)run->timeout_ms, "event",
+				 json_object_get(exec_rec, "event") ?: json_null(), "env", env,
+				 "max_output", (json_int_t)srv->cfg.max_output);
+	if (!run->executor || !run->request) {
+		rc = sbx_err_set(err, SBX_E_INTERNAL, "the session has no executor address");
+		goto fail;
+	}
+	pthread_mutex_lock(&x->mu);
+	if (x->stop || x->n_running >= srv->cfg.max_running) {
+		pthread_mutex_unlock(&x->mu);
+		rc = sbx_err_set(err, SBX_E_LIMIT, "%d executions are already running (executions.max_running)",
+				 srv->cfg.max_running);
+		goto fail;
+	}
+	run->next = x->running;
+	x->running = run;
+	x->n_running++;
+	pthread_mutex_unlock(&x->mu);
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	rc = pthread_create(&t, &attr, runner, run);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		json_t *c = json_pack("{s:s, s:s}", "status", "crashed", "error_message",
+				      "the server could not start a thread for the execution");
+		/* settle the record through the normal path (pending → running not done) */
+		DB(srv)->execution_update(DBI(srv), run->id, c, "pending", NULL, err);
+		json_decref(c);
+		pthread_mutex_lock(&x->mu);
+		for (struct run **pp = &x->running; *pp; pp = &(*pp)->next)
+			if (*pp == run) {
+				*pp = run->next;
+				break;
+			}
+		x->n_running--;
+		pthread_mutex_unlock(&x->mu);
+		rc = sbx_err_set(err, SBX_E_LIMIT, "cannot start an execution thread: %s", strerror(rc));
+		goto fail;
+	}
+	return 0;
+fail:
+	json_decref(run->executor);
+	json_decref(run->request);
+	free(run);
+	return rc;
+}
+
+int execs_wait(struct server *srv, const char *exec_id, struct req *r, int64_t deadline)
+{
+	struct execs *x = srv->execs;
+	struct run *run;
+	struct waiter *w;
+
+	pthread_mutex_lock(&x->mu);
+	for (run = x->running; run; run = run->next)
+		if (strcmp(run->id, exec_id) == 0)
+			break;
+	if (!run || x->stop) {
+		pthread_mutex_unlock(&x->mu);
+		return 0;
+	}
+	w = calloc(1, sizeof *w);
+	if (!w) {
+		pthread_mutex_unlock(&x->mu);
+		return 0;
+	}
+	w->r = r;
+	w->deadline = deadline;
+	w->next = run->waiters;
+	run->waiters = w;
+	r->deferred = 1;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->mu);
+	return 1;
+}
+
+/* Expire waiters past their deadline with 408. */
+static void *timer_main(void *arg)
+{
+	struct server *srv = arg;
+	struct execs *x = srv->execs;
+
+	pthread_mutex_lock(&x->mu);
+	while (!x->stop) {
+		int64_t now = services_mono_ms(), next = now + 1000;
+		struct waiter *expired = NULL;
+		for (struct run *run = x->running; run; run = run->next) {
+			struct waiter **pp = &run->waiters;
+			while (*pp) {
+				struct waiter *w = *pp;
+				if (w->deadline <= now) {
+					*pp = w->next;
+					w->next = expired;
+					expired = w;
+					continue;
+				}
+				if (w->deadline < next)
+					next = w->deadline;
+				pp = &w->next;
+			}
+		}
+		if (expired) {
+			pthread_mutex_unlock(&x->mu);
+			while (expired) {
+				struct waiter *w = expired;
+				expired = w->next;
+				http_reply_error(w->r, 408, "Sandbox.ExecTimeout", NULL,
+						 "the execution did not finish within sync_timeout; it goes on: poll GET /api/v1/executions/{id}");
+				http_complete(w->r);
+				free(w);
+			}
+			pthread_mutex_lock(&x->mu);
+			continue;
+		}
+		{
+			struct timespec dl;
+			int64_t wait = next - now;
+			clock_gettime(CLOCK_REALTIME, &dl);
+			dl.tv_sec += wait / 1000;
+			dl.tv_nsec += (long)(wait % 1000) * 1000000L;
+			if (dl.tv_nsec >= 1000000000L) {
+				dl.tv_sec++;
+				dl.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&x->cv, &x->mu, &dl);
+		}
+	}
+	pthread_mutex_unlock(&x->mu);
+	return NULL;
+}
+
+int execs_start(struct server *srv)
+{
+	struct execs *x = calloc(1, sizeof *x);
+	if (!x)
+		return -1;
+	pthread_mutex_init(&x->mu, NULL);
+	pthread_cond_init(&x->cv, NULL);
+	srv->execs = x;
+	if (pthread_create(&x->timer, NULL, timer_main, srv) != 0)
+		return -1;
+	x->timer_started = 1;
+	return 0;
+}
+
+void execs_stop(struct server *srv)
+{
+	struct execs *x = srv->execs;
+	struct waiter *all = NULL;
+
+	if (!x)
+		return;
+	pthread_mutex_lock(&x->mu);
+	x->stop = 1;
+	for (struct run *run = x->running; run; run = run->next) {
+		while (run->waiters) {
+			struct waiter *w = run->waiters;
+			run->waiters = w->next;
+			w->next = all;
+			all = w;
+		}
+	}
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->mu);
+	while (all) {
+		struct waiter *w = all;
+		all = w->next;
+		http_reply_error(w->r, 503, "Sandbox.Unavailable", NULL,
+				 "the server is shutting down; the execution's result will be collected after restart");
+		http_complete(w->r);
+		free(w);
+	}
+	if (x->timer_started)
+		pthread_join(x->timer, NULL);
+	/* runs still in flight keep x alive: it is freed with the process */
+}
+
+int execs_session_busy(struct server *srv, const char *session_id)
+{
+	struct execs *x = srv->execs;
+	int busy = 0;
+	pthread_mutex_lock(&x->mu);
+	for (struct run *run = x->running; run && !busy; run = run->next)
+		busy = strcmp(run->session_id, session_id) == 0;
+	pthread_mutex_unlock(&x->mu);
+	return busy;
+}
+
+void execs_session_ended(struct server *srv, const char *session_id, const char *status)
+{
+	/* Runs of the session end on their own: destroying the sandbox breaks their executor
+	 * connection and they are recorded as crashed with the reason. */
+	(void)srv;
+	LOG_D("session=%s ended (%s)", session_id, status);
+}
+
+int execs_running(struct server *srv)
+{
+	int n;
+	pthread_mutex_lock(&srv->execs->mu);
+	n = srv->execs->n_running;
+	pthread_mutex_unlock(&srv->execs->mu);
+	return n;
+}
+
+void execs_recover(struct server *srv)
+{
+	json_t *q, *page = NULL, *it;
+	size_t i;
+	sbx_err err;
+	int settled = 0;
+
+	q = json_pack("{s:[s,s], s:i, s:i}", "statuses", "pending", "running", "limit", 1000,
+		      "offset", 0);
+	if (DB(srv)->execution_list(DBI(srv), q, &page, &err) < 0) {
+		LOG_E("recovery: cannot list executions: %s", err.message);
+		json_decref(q);
+		return;
+	}
+	json_decref(q);
+	json_array_foreach(json_object_get(page, "items"), i, it)
+	{
+		const char *id = json_string_value(json_object_get(it, "id"));
+		const char *sid = json_string_value(json_object_get(it, "session_id"));
+		const char *st = json_string_value(json_object_get(it, "status"));
+		json_t *sess = NULL, *res = NULL, *changes = NULL;
+		int64_t now = services_now_ms();
+
+		if (DB(srv)->session_get(DBI(srv), sid, &sess, &err) == 0 &&
+		    sessions_is_live(sess) &&
+		    exec_client_result(json_object_get(json_object_get(sess, "handle"), "executor"),
+				       id, &res, &err) == 0) {
+			const char *rs = json_string_value(json_object_get(res, "status"));
+			if (rs && strcmp(rs, "running") != 0 && strcmp(rs, "pending") != 0)
+				changes = result_changes(res, json_integer_value(json_object_get(it, "started_at")) ?: now, now);
+		}
+		if (!changes)
+			changes = json_pack("{s:s, s:s, s:i, s:I, s:I}", "status", "crashed", "error_message",
+					    "sbxd restarted while the execution was in flight and its result could not be collected",
+					    "exit_code", -1, "completed_at", (json_int_t)now, "updated_at", (json_int_t)now);
+		if (DB(srv)->execution_update(DBI(srv), id, changes, st, NULL, &err) == 0)
+			settled++;
+		json_decref(changes);
+		json_decref(res);
+		json_decref(sess);
+	}
+	if (settled)
+		LOG_I("recovery: settled %d execution(s) left in flight by the previous process", settled);
+	json_decref(page);
+}

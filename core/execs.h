@@ -1,0 +1,35 @@
+/*
+ * Executions in flight: one runner thread per running execution talks to the sandbox's
+ * executor; execute-sync requests wait on the execution itself (no polling), bounded by
+ * their sync_timeout.
+ */
+#ifndef SBXD_EXECS_H
+#define SBXD_EXECS_H
+
+#include "http.h"
+#include "server.h"
+
+int execs_start(struct server *srv);
+/* Answer every waiting execute-sync with 503 and stop the timer thread. Runner threads are
+ * left to finish (their sandboxes keep the result for collection after a restart). */
+void execs_stop(struct server *srv);
+
+/* Start running an execution whose record (status pending) is already stored.
+ * session: its session record; env: merged environment (borrowed). SBX_E_LIMIT when
+ * executions.max_running are already running. */
+int execs_submit(struct server *srv, const json_t *session, const json_t *exec_rec,
+		 const json_t *env, sbx_err *err);
+
+/* If exec_id is running, defer r until it ends (reply 200 with the execution) or until
+ * deadline_mono_ms (reply 408); returns 1. Returns 0 when it is not running (the caller
+ * reads the record and replies). */
+int execs_wait(struct server *srv, const char *exec_id, struct req *r, int64_t deadline_mono_ms);
+
+int execs_session_busy(struct server *srv, const char *session_id);
+void execs_session_ended(struct server *srv, const char *session_id, const char *status);
+int execs_running(struct server *srv);
+
+/* After a restart: settle executions left pending/running by a previous process. */
+void execs_recover(struct server *srv);
+
+#endif

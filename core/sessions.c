@@ -1,0 +1,629 @@
+/*
+ * Sessions: the only place that creates or destroys sandboxes on a client's behalf, and
+ * the reaper that enforces session timeouts. State transitions go through conditional db
+ * updates so that a terminate racing the reaper (or another replica) happens once.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "execs.h"
+#include "log.h"
+#include "metrics.h"
+#include "model.h"
+#include "services.h"
+#include "sessions.h"
+
+struct sessions_svc {
+	pthread_t reaper;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;
+	int running;
+};
+
+#define DB(srv) ((srv)->db->d.db)
+#define DBI(srv) ((srv)->db->inst)
+
+int sessions_is_live(const json_t *rec)
+{
+	const char *s = json_string_value(json_object_get(rec, "status"));
+	return s && (strcmp(s, "running") == 0 || strcmp(s, "creating") == 0);
+}
+
+int sessions_get(struct server *srv, const char *tenant, int admin, const char *id, json_t **rec,
+		 sbx_err *err)
+{
+	json_t *r = NULL;
+	int rc;
+
+	*rec = NULL;
+	if (!model_valid_id(id))
+		return sbx_err_set(err, SBX_E_NOTFOUND, "session '%.64s' not found", id);
+	rc = DB(srv)->session_get(DBI(srv), id, &r, err);
+	if (rc < 0) {
+		if (-rc == SBX_E_NOTFOUND)
+			sbx_err_set(err, SBX_E_NOTFOUND, "session '%s' not found", id);
+		return rc;
+	}
+	if (!admin && strcmp(json_string_value(json_object_get(r, "tenant")) ?: "", tenant) != 0) {
+		json_decref(r);
+		return sbx_err_set(err, SBX_E_NOTFOUND, "session '%s' not found", id);
+	}
+	*rec = r;
+	return 0;
+}
+
+int templates_get(struct server *srv, const char *tenant, int admin, const char *id, json_t **t,
+		  sbx_err *err)
+{
+	json_t *r = NULL;
+	const char *owner;
+	int rc;
+
+	*t = NULL;
+	if (!model_valid_id(id))
+		return sbx_err_set(err, SBX_E_NOTFOUND, "template '%.64s' not found", id);
+	rc = DB(srv)->template_get(DBI(srv), id, &r, err);
+	if (rc < 0) {
+		if (-rc == SBX_E_NOTFOUND)
+			sbx_err_set(err, SBX_E_NOTFOUND, "template '%s' not found", id);
+		return rc;
+	}
+	owner = json_string_value(json_object_get(r, "tenant"));
+	if (owner && !admin && strcmp(owner, tenant) != 0) {
+		json_decref(r);
+		return sbx_err_set(err, SBX_E_NOTFOUND, "template '%s' not found", id);
+	}
+	*t = r;
+	return 0;
+}
+
+static const char *const runtime_types[] = {"python3.11", "python3.12", "python3", "python",
+					    "nodejs20", "nodejs18", "nodejs22", "nodejs",
+					    "java17", "go1.21", "shell", "bash", NULL};
+
+int templates_validate(const json_t *b, int partial, sbx_err *err)
+{
+	static const struct {
+		const char *k;
+		double lo, hi;
+	} nums[] = {{"default_cpu_cores", 0.01, 64},
+		    {"default_memory_mb", 16, 65536},
+		    {"default_disk_mb", 16, 102400},
+		    {"default_timeout_sec", 1, 7 * 86400}};
+	const json_t *v;
+	char msg[256];
+
+	if (!partial) {
+		const char *id = json_string_value(json_object_get(b, "id"));
+		if (!model_valid_id(id))
+			return sbx_err_set(err, SBX_E_INVALID,
+					   "id is required: 1..64 characters of A-Z a-z 0-9 . _ -");
+	}
+	v = json_object_get(b, "name");
+	if ((v || !partial) && (!json_is_string(v) || json_string_length(v) == 0 ||
+				json_string_length(v) > 200))
+		return sbx_err_set(err, SBX_E_INVALID, "name is required: a string of 1..200 characters");
+	v = json_object_get(b, "image_url");
+	if ((v || !partial) && (!json_is_string(v) || json_string_length(v) == 0 ||
+				json_string_length(v) > 512))
+		return sbx_err_set(err, SBX_E_INVALID,
+				   "image_url is required: a non-empty image name of at most 512 characters");
+	v = json_object_get(b, "runtime_type");
+	if (v || !partial) {
+		const char *s = json_string_value(v);
+		int ok = 0;
+		for (int i = 0; s && runtime_types[i]; i++)
+			ok |= strcmp(s, runtime_types[i]) == 0;
+		if (!ok)
+			return sbx_err_set(err, SBX_E_INVALID,
+					   "runtime_type must be one of python3.11, python3.12, nodejs20, nodejs18, nodejs22, java17, go1.21, shell");
+	}
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		v = json_object_get(b, nums[i].k);
+		if (!v || json_is_null(v))
+			continue;
+		if (!json_is_number(v) || json_number_value(v) < nums[i].lo ||
+		    json_number_value(v) > nums[i].hi)
+			return sbx_err_set(err, SBX_E_INVALID, "%s must be a number in %g..%g",
+					   nums[i].k, nums[i].lo, nums[i].hi);
+	}
+	v = json_object_get(b, "default_env_vars");
+	if (v && !json_is_null(v) && model_check_env(v, "default_env_vars", msg, sizeof msg) < 0)
+		return sbx_err_set(err, SBX_E_INVALID, "%s", msg);
+	v = json_object_get(b, "description");
+	if (v && !json_is_null(v) && (!json_is_string(v) || json_string_length(v) > 2000))
+		return sbx_err_set(err, SBX_E_INVALID, "description must be a string of at most 2000 characters");
+	return 0;
+}
+
+static json_t *builtin_templates(void)
+{
+	return json_pack(
+		"[{s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:i, s:i, s:{}},"
+		" {s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:i, s:i, s:{}},"
+		" {s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:i, s:i, s:{}}]",
+		"id", "python-basic", "name", "Python 3.11", "description",
+		"Python 3 with the standard library", "image_url",
+		"sandbox-template-python-basic:latest", "runtime_type", "python3.11",
+		"default_cpu_cores", 1.0, "default_memory_mb", 512, "default_disk_mb", 1024,
+		"default_timeout_sec", 300, "default_env_vars",
+		"id", "nodejs-basic", "name", "Node.js 20", "description", "Node.js 20", "image_url",
+		"sandbox-template-nodejs-basic:latest", "runtime_type", "nodejs20",
+		"default_cpu_cores", 1.0, "default_memory_mb", 512, "default_disk_mb", 1024,
+		"default_timeout_sec", 300, "default_env_vars",
+		"id", "shell-basic", "name", "Shell (bash)", "description", "bash and coreutils",
+		"image_url", "sandbox-template-shell-basic:latest", "runtime_type", "shell",
+		"default_cpu_cores", 1.0, "default_memory_mb", 256, "default_disk_mb", 512,
+		"default_timeout_sec", 300, "default_env_vars");
+}
+
+int templates_seed(struct server *srv, sbx_err *err)
+{
+	json_t *existing = NULL, *list, *t, *q = json_object();
+	size_t i;
+	int rc;
+
+	rc = DB(srv)->template_list(DBI(srv), q, &existing, err);
+	json_decref(q);
+	if (rc < 0)
+		return rc;
+	if (json_array_size(existing) > 0) {
+		json_decref(existing);
+		return 0;
+	}
+	json_decref(existing);
+	list = srv->cfg.templates ? json_incref(srv->cfg.templates) : builtin_templates();
+	json_array_foreach(list, i, t)
+	{
+		json_t *rec = json_deep_copy(t);
+		int64_t now = services_now_ms();
+		if (templates_validate(rec, 0, err) < 0) {
+			char m[SBX_ERR_MSG_MAX];
+			snprintf(m, sizeof m, "%s", err->message);
+			sbx_err_set(err, SBX_E_INVALID, "templates.[%zu]: %s", i, m);
+			json_decref(rec);
+			json_decref(list);
+			return -SBX_E_INVALID;
+		}
+		json_object_set_new(rec, "tenant", json_null());
+		json_object_set_new(rec, "created_at", json_integer(now));
+		json_object_set_new(rec, "updated_at", json_integer(now));
+		rc = DB(srv)->template_insert(DBI(srv), rec, err);
+		json_decref(rec);
+		if (rc < 0 && -rc != SBX_E_CONFLICT) {
+			json_decref(list);
+			return rc;
+		}
+	}
+	LOG_I("seeded %zu default templates", json_array_size(list));
+	json_decref(list);
+	return 0;
+}
+
+/* Resolve cpu/memory/disk/max_processes from flat fields, nested resources, template. */
+static int resolve_resources(const json_t *body, const json_t *tmpl, json_t **out, sbx_err *err)
+{
+	const json_t *nested = json_object_get(body, "resources");
+	const json_t *v;
+	double cpu;
+	int64_t mem, disk, procs;
+
+	if (nested && !json_is_null(nested) && !json_is_object(nested))
+		return sbx_err_set(err, SBX_E_INVALID, "resources must be an object {cpu, memory, disk, max_processes}");
+#define PICK(k) ((v = json_object_get(nested, k)) && !json_is_null(v) ? v : json_object_get(body, k))
+	v = PICK("cpu");
+	if (v && !json_is_null(v)) {
+		cpu = model_parse_cpu(v);
+		if (!(cpu >= 0.01 && cpu <= 64))
+			return sbx_err_set(err, SBX_E_INVALID, "cpu must be 0.01..64 cores (e.g. 1, 0.5 or \"500m\")");
+	} else {
+		v = json_object_get(tmpl, "default_cpu_cores");
+		cpu = json_is_number(v) ? json_number_value(v) : 1.0;
+	}
+	v = PICK("memory");
+	if (v && !json_is_null(v)) {
+		mem = model_parse_mib(v);
+		if (mem < 16 || mem > 65536)
+			return sbx_err_set(err, SBX_E_INVALID, "memory must be 16Mi..64Gi (e.g. \"512Mi\", \"1Gi\", or MiB as a number)");
+	} else {
+		v = json_object_get(tmpl, "default_memory_mb");
+		mem = json_is_number(v) ? (int64_t)json_number_value(v) : 512;
+	}
+	v = PICK("disk");
+	if (v && !json_is_null(v)) {
+		disk = model_parse_mib(v);
+		if (disk < 16 || disk > 102400)
+			return sbx_err_set(err, SBX_E_INVALID, "disk must be 16Mi..100Gi (e.g. \"1Gi\")");
+	} else {
+		v = json_object_get(tmpl, "default_disk_mb");
+		disk = json_is_number(v) ? (int64_t)json_number_value(v) : 1024;
+	}
+	v = PICK("max_processes");
+	if (v && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 8 || json_integer_value(v) > 32768)
+			return sbx_err_set(err, SBX_E_INVALID, "max_processes must be an integer in 8..32768");
+		procs = json_integer_value(v);
+	} else
+		procs = 256;
+#undef PICK
+	*out = json_pack("{s:f, s:I, s:I, s:I}", "cpu", cpu, "memory_mb", (json_int_t)mem, "disk_mb",
+			 (json_int_t)disk, "max_processes", (json_int_t)procs);
+	return 0;
+}
+
+static struct plugin *choose_runtime(struct server *srv, const json_t *spec, char *node, size_t nlen,
+				     sbx_err *err)
+{
+	node[0] = '\0';
+	if (srv->n_runtimes == 0) {
+		sbx_err_set(err, SBX_E_UNAVAILABLE, "no runtime plugin is configured");
+		return NULL;
+	}
+	if (srv->policy && srv->n_runtimes > 0) {
+		json_t *nodes = json_array(), *choice = NULL;
+		for (size_t i = 0; i < srv->n_runtimes; i++) {
+			struct plugin *p = srv->runtimes[i];
+			json_t *ns = NULL, *n;
+			size_t j;
+			sbx_err e2;
+			if (!SBX_HAS_MEMBER(p->d.runtime, struct sbx_runtime_plugin, nodes) ||
+			    p->d.runtime->nodes(p->inst, &ns, &e2) < 0)
+				continue;
+			json_array_foreach(ns, j, n)
+			{
+				json_object_set_new(n, "runtime", json_string(p->spec->name));
+				json_array_append(nodes, n);
+			}
+			json_decref(ns);
+		}
+		/* The policy is documented as single-threaded: serialise calls. */
+		static pthread_mutex_t policy_mu = PTHREAD_MUTEX_INITIALIZER;
+		pthread_mutex_lock(&policy_mu);
+		int rc = srv->policy->d.policy->select_node(srv->policy->inst, spec, nodes, &choice, err);
+		pthread_mutex_unlock(&policy_mu);
+		json_decref(nodes);
+		if (rc < 0)
+			return NULL;
+		struct plugin *p = server_runtime(srv, json_string_value(json_object_get(choice, "runtime")));
+		snprintf(node, nlen, "%s", json_string_value(json_object_get(choice, "node")) ?: "");
+		json_decref(choice);
+		if (!p)
+			sbx_err_set(err, SBX_E_INTERNAL, "the policy chose an unknown runtime");
+		return p;
+	}
+	return srv->runtimes[0];
+}
+
+int sessions_create(struct server *srv, const char *tenant, const json_t *body, json_t **out,
+		    sbx_err *err)
+{
+	char id[72], node[128], msg[256];
+	const char *template_id, *cid;
+	json_t *tmpl = NULL, *res = NULL, *env = NULL, *rec = NULL, *spec = NULL, *handle = NULL;
+	json_t *changes = NULL, *v, *deps;
+	struct plugin *rt;
+	int64_t now = services_now_ms(), timeout;
+	unsigned char tok[16];
+	char token[40];
+	int rc;
+
+	*out = NULL;
+	v = json_object_get(body, "template_id");
+	template_id = json_string_value(v);
+	if (!template_id || !*template_id)
+		return sbx_err_set(err, SBX_E_INVALID, "template_id is required (e.g. \"python-basic\")");
+	cid = json_string_value(json_object_get(body, "id"));
+	if (json_object_get(body, "id") && !json_is_null(json_object_get(body, "id"))) {
+		if (!model_valid_id(cid))
+			return sbx_err_set(err, SBX_E_INVALID, "id must be 1..64 characters of A-Z a-z 0-9 . _ -");
+		snprintf(id, sizeof id, "%s", cid);
+	} else
+		services_new_id("sess-", id, sizeof id);
+	rc = templates_get(srv, tenant, 0, template_id, &tmpl, err);
+	if (rc < 0) {
+		if (-rc == SBX_E_NOTFOUND)
+			return sbx_err_set(err, SBX_E_BADREQUEST,
+					   "template '%.64s' does not exist; GET /api/v1/templates lists the available ones",
+					   template_id);
+		return rc;
+	}
+	rc = resolve_resources(body, tmpl, &res, err);
+	if (rc < 0)
+		goto out;
+	v = json_object_get(body, "timeout");
+	if (v && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > srv->cfg.session_max_timeout) {
+			rc = sbx_err_set(err, SBX_E_INVALID, "timeout must be an integer number of seconds in 1..%d",
+					 srv->cfg.session_max_timeout);
+			goto out;
+		}
+		timeout = json_integer_value(v);
+	} else {
+		v = json_object_get(tmpl, "default_timeout_sec");
+		timeout = json_is_integer(v) ? json_integer_value(v) : srv->cfg.session_default_timeout;
+	}
+	env = json_deep_copy(json_object_get(tmpl, "default_env_vars"));
+	if (!json_is_object(env)) {
+		json_decref(env);
+		env = json_object();
+	}
+	v = json_object_get(body, "env_vars");
+	if (v && !json_is_null(v)) {
+		if (model_check_env(v, "env_vars", msg, sizeof msg) < 0) {
+			rc = sbx_err_set(err, SBX_E_INVALID, "%s", msg);
+			goto out;
+		}
+		json_object_update(env, v);
+	}
+	deps = json_object_get(body, "dependencies");
+	if (deps && !json_is_null(deps)) {
+		size_t i;
+		json_t *d;
+		if (!json_is_array(deps) || json_array_size(deps) > 100) {
+			rc = sbx_err_set(err, SBX_E_INVALID, "dependencies must be an array of at most 100 {name, version?}");
+			goto out;
+		}
+		json_array_foreach(deps, i, d)
+		{
+			const char *n = json_string_value(json_object_get(d, "name"));
+			v = json_object_get(d, "version");
+			if (!n || !*n || strlen(n) > 200 || (v && !json_is_null(v) && !json_is_string(v))) {
+				rc = sbx_err_set(err, SBX_E_INVALID, "dependencies[%zu] must be {name: string, version?: string}", i);
+				goto out;
+			}
+		}
+	}
+	rec = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O?, s:o, s:I, s:I, s:I, s:I, s:n, s:O, s:O?}",
+			"id", id, "tenant", tenant, "template_id", template_id, "status", "creating",
+			"resources", res, "image", json_object_get(tmpl, "image_url"), "env_vars",
+			json_incref(env), "timeout", (json_int_t)timeout, "created_at", (json_int_t)now,
+			"updated_at", (json_int_t)now, "last_activity_at", (json_int_t)now,
+			"completed_at", "template_runtime_type", json_object_get(tmpl, "runtime_type"),
+			"dependencies", deps && !json_is_null(deps) ? deps : NULL);
+	if (!rec) {
+		rc = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
+		goto out;
+	}
+	spec = json_pack("{s:s, s:s, s:O, s:O, s:O, s:O, s:s}", "session_id", id, "template_id",
+			 template_id, "image", json_object_get(tmpl, "image_url"), "runtime_type",
+			 json_object_get(tmpl, "runtime_type"), "resources", res, "env_vars", env,
+			 "network", "none");
+	rt = choose_runtime(srv, spec, node, sizeof node, err);
+	if (!rt) {
+		rc = -(err->code ? err->code : SBX_E_INTERNAL);
+		goto out;
+	}
+	json_object_set_new(rec, "runtime_instance", json_string(rt->spec->name));
+	json_object_set_new(rec, "runtime_type", json_string(rt->d.any->hdr.name));
+	rc = DB(srv)->session_insert(DBI(srv), rec, err);
+	if (rc < 0) {
+		if (-rc == SBX_E_CONFLICT)
+			sbx_err_set(err, SBX_E_CONFLICT, "a session with id '%s' already exists", id);
+		goto out;
+	}
+	if (services_random(tok, sizeof tok) == 0) {
+		for (size_t i = 0; i < sizeof tok; i++)
+			snprintf(token + 2 * i, 3, "%02x", tok[i]);
+		json_object_set_new(spec, "executor_token", json_string(token));
+	}
+	if (node[0])
+		json_object_set_new(spec, "node", json_string(node));
+	{
+		int64_t t0 = services_mono_ms();
+		rc = rt->d.runtime->sandbox_create(rt->inst, spec, &handle, err);
+		metrics_observe(srv->metrics, "sbxd_sandbox_create_seconds", NULL,
+				(double)(services_mono_ms() - t0) / 1000.0);
+	}
+	if (rc < 0) {
+		char reason[SBX_ERR_MSG_MAX + 32];
+		snprintf(reason, sizeof reason, "sandbox creation failed: %s", err->message);
+		changes = json_pack("{s:s, s:s, s:I, s:I}", "status", "failed", "failure_reason", reason,
+				    "updated_at", (json_int_t)services_now_ms(), "completed_at",
+				    (json_int_t)services_now_ms());
+		DB(srv)->session_update(DBI(srv), id, changes, "creating", NULL, NULL);
+		LOG_W("session=%s %s", id, reason);
+		metrics_counter_add(srv->metrics, "sbxd_sessions_failed_total", NULL, 1);
+		goto out;
+	}
+	now = services_now_ms();
+	changes = json_pack("{s:s, s:O, s:O?, s:I, s:I}", "status", "running", "handle", handle,
+			    "runtime_node", json_object_get(handle, "node"), "updated_at",
+			    (json_int_t)now, "last_activity_at", (json_int_t)now);
+	rc = DB(srv)->session_update(DBI(srv), id, changes, "creating", out, err);
+	if (rc < 0) {
+		/* terminated or deleted while being created: do not leak the sandbox */
+		sbx_err e2;
+		rt->d.runtime->sandbox_destroy(rt->inst, handle, &e2);
+		goto out;
+	}
+	metrics_counter_add(srv->metrics, "sbxd_sessions_created_total", NULL, 1);
+out:
+	json_decref(tmpl);
+	json_decref(res);
+	json_decref(env);
+	json_decref(rec);
+	json_decref(spec);
+	json_decref(handle);
+	json_decref(changes);
+	return rc;
+}
+
+int sessions_finish(struct server *srv, const char *id, const char *final_status,
+		    const char *reason, json_t **out, sbx_err *err)
+{
+	json_t *rec = NULL, *changes = NULL;
+	const char *status;
+	struct plugin *rt;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	for (int attempt = 0; attempt < 5; attempt++) {
+		json_decref(rec);
+		rec = NULL;
+		rc = DB(srv)->session_get(DBI(srv), id, &rec, err);
+		if (rc < 0)
+			return rc;
+		if (!sessions_is_live(rec)) {
+			if (out)
+				*out = rec;
+			else
+				json_decref(rec);
+			return 0;
+		}
+		status = json_string_value(json_object_get(rec, "status"));
+		changes = json_pack("{s:s, s:I, s:I}", "status", final_status, "updated_at",
+				    (json_int_t)services_now_ms(), "completed_at",
+				    (json_int_t)services_now_ms());
+		if (reason)
+			json_object_set_new(changes, "failure_reason", json_string(reason));
+		json_t *updated = NULL;
+		rc = DB(srv)->session_update(DBI(srv), id, changes, status, &updated, err);
+		json_decref(changes);
+		if (rc == 0) {
+			rt = server_runtime(srv, json_string_value(json_object_get(rec, "runtime_instance")));
+			if (rt && json_is_object(json_object_get(rec, "handle"))) {
+				sbx_err e2;
+				sbx_err_clear(&e2);
+				if (rt->d.runtime->sandbox_destroy(rt->inst, json_object_get(rec, "handle"), &e2) < 0)
+					LOG_W("session=%s destroying its sandbox failed: %s", id, e2.message);
+			}
+			execs_session_ended(srv, id, final_status);
+			LOG_I("session=%s status=%s%s%s", id, final_status, reason ? " reason=" : "",
+			      reason ? reason : "");
+			json_decref(rec);
+			if (out)
+				*out = updated;
+			else
+				json_decref(updated);
+			return 0;
+		}
+		if (-rc != SBX_E_CONFLICT)
+			break;
+	}
+	json_decref(rec);
+	return rc;
+}
+
+int sessions_delete(struct server *srv, const char *id, sbx_err *err)
+{
+	int rc = sessions_finish(srv, id, "terminated", NULL, NULL, err);
+	if (rc < 0)
+		return rc;
+	return DB(srv)->session_delete(DBI(srv), id, err);
+}
+
+void sessions_touch(struct server *srv, const char *id)
+{
+	int64_t now = services_now_ms();
+	json_t *c = json_pack("{s:I, s:I}", "last_activity_at", (json_int_t)now, "updated_at",
+			      (json_int_t)now);
+	sbx_err e;
+	DB(srv)->session_update(DBI(srv), id, c, "running", NULL, &e);
+	json_decref(c);
+}
+
+/* One pass of the reaper: time out idle sessions, fail sessions stuck in creating. */
+static void reap_once(struct server *srv)
+{
+	int64_t now = services_now_ms();
+	json_t *q, *page = NULL, *it;
+	size_t i;
+	sbx_err err;
+
+	q = json_pack("{s:[s,s], s:i, s:i}", "statuses", "running", "creating", "limit", 1000,
+		      "offset", 0);
+	if (DB(srv)->session_list(DBI(srv), q, &page, &err) < 0) {
+		LOG_W("reaper: cannot list sessions: %s", err.message);
+		json_decref(q);
+		return;
+	}
+	json_decref(q);
+	json_array_foreach(json_object_get(page, "items"), i, it)
+	{
+		const char *id = json_string_value(json_object_get(it, "id"));
+		const char *st = json_string_value(json_object_get(it, "status"));
+		int64_t last = json_integer_value(json_object_get(it, "last_activity_at"));
+		int64_t created = json_integer_value(json_object_get(it, "created_at"));
+		int64_t timeout = json_integer_value(json_object_get(it, "timeout"));
+		if (!id || !st)
+			continue;
+		if (strcmp(st, "creating") == 0) {
+			if (now - created > (int64_t)srv->cfg.create_timeout_s * 1000)
+				sessions_finish(srv, id, "failed",
+						"the sandbox was not ready within sessions.create_timeout_s",
+						NULL, &err);
+			continue;
+		}
+		if (timeout > 0 && now - last > timeout * 1000 && !execs_session_busy(srv, id))
+			sessions_finish(srv, id, "timeout", "idle for longer than the session timeout",
+					NULL, &err);
+	}
+	json_decref(page);
+}
+
+static void *reaper_main(void *arg)
+{
+	struct server *srv = arg;
+	struct sessions_svc *s = srv->sessions;
+
+	for (size_t i = 0; i < srv->n_plugins; i++)
+		if (srv->plugins[i].d.any->life.thread_init)
+			srv->plugins[i].d.any->life.thread_init(srv->plugins[i].inst);
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop) {
+		struct timespec dl;
+		pthread_mutex_unlock(&s->mu);
+		reap_once(srv);
+		pthread_mutex_lock(&s->mu);
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += srv->cfg.reap_interval_ms / 1000;
+		dl.tv_nsec += (long)(srv->cfg.reap_interval_ms % 1000) * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		if (!s->stop)
+			pthread_cond_timedwait(&s->cv, &s->mu, &dl);
+	}
+	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; i < srv->n_plugins; i++)
+		if (srv->plugins[i].d.any->life.thread_fini)
+			srv->plugins[i].d.any->life.thread_fini(srv->plugins[i].inst);
+	return NULL;
+}
+
+int sessions_start(struct server *srv)
+{
+	struct sessions_svc *s = calloc(1, sizeof *s);
+	if (!s)
+		return -1;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	srv->sessions = s;
+	if (pthread_create(&s->reaper, NULL, reaper_main, srv) != 0)
+		return -1;
+	s->running = 1;
+	return 0;
+}
+
+void sessions_stop(struct server *srv)
+{
+	struct sessions_svc *s = srv->sessions;
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->stop = 1;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	if (s->running)
+		pthread_join(s->reaper, NULL);
+	free(s);
+	srv->sessions = NULL;
+}
