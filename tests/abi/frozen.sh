@@ -20,10 +20,15 @@ mkdir -p "$tmp/plugins" "$tmp/data"
 for so in "$B"/plugins/*/*/.libs/*.so "$fx/policy_frozen.so" "$fx/auth_frozen.so"; do
 	[ -f "$so" ] && ln -sf "$so" "$tmp/plugins/"
 done
+# sbxd needs a db and a runtime besides the modules under test.
+base='{ kind = "db"; module = "sqlite"; config = { path = "sbxd.db"; }; },
+  { kind = "storage"; module = "local"; config = { dir = "objects"; }; },
+  { kind = "runtime"; module = "linux"; name = "local"; config = { }; },'
 
 cat >"$tmp/path.conf" <<CONF
 server = { data_dir = "$tmp/data"; plugins_dir = "$tmp/plugins"; };
 plugins = (
+  $base
   { kind = "policy"; module = "frozen"; name = "frozen-policy"; path = "$fx/policy_frozen.so";
     config = { min_free_sessions = 1; }; },
   { kind = "auth"; module = "frozen"; name = "frozen-auth"; path = "$fx/auth_frozen.so";
@@ -41,6 +46,7 @@ ok $? "frozen modules by path: prints 'configuration OK'"
 cat >"$tmp/lookup.conf" <<CONF
 server = { data_dir = "$tmp/data"; plugins_dir = "$tmp/plugins"; };
 plugins = (
+  $base
   { kind = "policy"; module = "frozen"; config = { }; },
   { kind = "policy"; module = "frozen"; name = "frozen-two"; config = { min_free_sessions = 2; }; },
   { kind = "auth"; module = "frozen"; config = { token = "$token"; }; }

@@ -58,6 +58,8 @@ cleanup()
 make_tmp()
 {
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/sbx-abi.XXXXXX") || bail "mktemp failed"
+	# runtime/linux mounts from the data dir inside: others need search (not read).
+	chmod 0711 "$tmp"
 	trap cleanup EXIT
 	trap 'exit 1' INT TERM
 }
