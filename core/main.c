@@ -63,7 +63,7 @@ static int mkdir_p(const char *path)
 				return -1;
 			*p = '/';
 		}
-	return mkdir(tmp, 0750) < 0 && errno != EEXIST ? -1 : 0;
+	return mkdir(tmp, 0711) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 static int is_loopback(const char *host)
