@@ -52,6 +52,9 @@ mkdir -p "$tmp/data"
 cat >"$tmp/sbxd.conf" <<CONF
 server = { data_dir = "$tmp/data"; };
 plugins = (
+  { kind = "db"; module = "sqlite"; config = { path = "sbxd.db"; }; },
+  { kind = "storage"; module = "local"; config = { dir = "objects"; }; },
+  { kind = "runtime"; module = "linux"; name = "local"; config = { }; },
   { kind = "policy"; module = "first_fit"; name = "ff"; path = "$so";
     config = { reserve_memory_mb = 256; prefer_warm = true; }; }
 );
@@ -81,6 +84,22 @@ if sbxd_start "$SBXD" "$tmp/sbxd.conf"; then
 	sbxd_stop
 else
 	ok 1 "installed sbxd starts with the example loaded"
+fi
+
+# The core calls select_node: with every node's memory reserved, sessions get our
+# SBX_E_LIMIT, i.e. 429 carrying our message.
+sed 's/reserve_memory_mb = 256;/reserve_memory_mb = 1000000000;/' "$tmp/sbxd.conf" >"$tmp/full.conf"
+if sbxd_start "$SBXD" "$tmp/full.conf"; then
+	code=$(curl -sS -o "$tmp/resp.json" -w '%{http_code}' -X POST \
+		-H 'Content-Type: application/json' -d '{"template_id": "shell-basic"}' \
+		"http://127.0.0.1:$port/api/v1/sessions")
+	[ "$code" = 429 ] && grep -q 'no healthy node has' "$tmp/resp.json"
+	r=$?
+	ok $r "select_node is called: no node fits -> 429 with the module's message (got $code)"
+	[ $r -eq 0 ] || diag "response was:" "$(cat "$tmp/resp.json")"
+	sbxd_stop
+else
+	ok 1 "select_node is called: sbxd starts with a policy no node satisfies"
 fi
 
 done_testing

@@ -82,4 +82,20 @@ else
 	ok 1 "sbxd starts with the frozen modules"
 fi
 
+# The core calls the frozen select_node: asking for more free slots than any node has
+# gives its SBX_E_LIMIT, i.e. 429 carrying its message.
+sed 's/min_free_sessions = 1;/min_free_sessions = 1000000;/' "$tmp/path.conf" >"$tmp/full.conf"
+if sbxd_start "$SBXD" "$tmp/full.conf"; then
+	code=$(curl -sS -o "$tmp/resp.json" -w '%{http_code}' -X POST \
+		-H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+		-d '{"template_id": "shell-basic"}' "http://127.0.0.1:$port/api/v1/sessions")
+	[ "$code" = 429 ] && grep -q 'free session slot' "$tmp/resp.json"
+	r=$?
+	ok $r "frozen select_node is called: no node fits -> 429 with its message (got $code)"
+	[ $r -eq 0 ] || diag "response was:" "$(cat "$tmp/resp.json")"
+	sbxd_stop
+else
+	ok 1 "frozen select_node is called: sbxd starts"
+fi
+
 done_testing
