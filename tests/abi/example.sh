@@ -37,7 +37,9 @@ r=$?
 ok $r "example builds with the installed SDK (plain make)"
 [ $r -eq 0 ] || diag "$(cat "$tmp/build.log")"
 ! grep -q 'warning:' "$tmp/build.log"
-ok $? "example builds without warnings"
+r=$?
+ok $r "example builds without warnings"
+[ $r -eq 0 ] || diag "$(grep -A3 'warning:' "$tmp/build.log")"
 
 make -C "$tmp/src" check >"$tmp/check.log" 2>&1
 r=$?
