@@ -61,9 +61,9 @@ static json_t *submit(struct req *r)
 		goto fail;
 	}
 	v = json_object_get(body, "language");
-	lang = v ? norm_language(json_string_value(v)) : "python";
+	lang = norm_language(json_string_value(v));
 	if (!lang) {
-		http_reply_error(r, 422, NULL, NULL, "language must be one of python, javascript, shell");
+		http_reply_error(r, 422, NULL, NULL, "language is required: one of python, javascript, shell");
 		goto fail;
 	}
 	v = json_object_get(body, "timeout");
@@ -75,6 +75,10 @@ static json_t *submit(struct req *r)
 		timeout = json_integer_value(v);
 	}
 	v = json_object_get(body, "event");
+	if (v && !json_is_null(v) && !json_is_object(v)) {
+		http_reply_error(r, 422, NULL, NULL, "event must be a JSON object");
+		goto fail;
+	}
 	if (v && !json_is_null(v)) {
 		char *dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 		size_t n = dump ? strlen(dump) : 0;

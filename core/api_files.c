@@ -271,14 +271,20 @@ void api_files_upload(struct req *r)
 				 "the upload has no field named 'file'");
 		return;
 	}
-	/* the uploaded file's own name: its last component only */
-	base = strrchr(u.filename, '/');
-	base = base ? base + 1 : u.filename;
+	/* The uploaded file's own name is a path like any other: a name that climbs out
+	 * ("../x", "/etc/passwd") is refused, not silently shortened. */
+	base = u.filename;
 	if (!qp || !*qp || qp[strlen(qp) - 1] == '/') {
-		if (!*base || strcmp(base, "..") == 0 || strcmp(base, ".") == 0) {
+		if (!*base) {
 			free(u.data);
 			http_reply_error(r, 400, "Sandbox.InvalidPath", "Give ?path= or a file name in the multipart part.",
 					 "the upload names no usable file name");
+			return;
+		}
+		if (*base == '/' || strstr(base, "..")) {
+			free(u.data);
+			http_reply_error(r, 400, "Sandbox.InvalidPath", "Use a file name without directories.",
+					 "the uploaded file name '%.200s' leaves the workspace", base);
 			return;
 		}
 		snprintf(want, sizeof want, "%s%s", qp ? qp : "", base);

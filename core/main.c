@@ -267,6 +267,15 @@ int main(int argc, char **argv)
 			srv.cfg.data_dir, strerror(errno));
 		goto out_cfg;
 	}
+	{
+		/* Sandboxes run as unprivileged mapped ids and mount from under the data dir, so
+		 * it must be searchable (not readable) by others. */
+		struct stat st;
+		if (stat(srv.cfg.data_dir, &st) == 0 && !(st.st_mode & S_IXOTH) &&
+		    chmod(srv.cfg.data_dir, (st.st_mode & 07777) | S_IXOTH) == 0)
+			LOG_I("data_dir %s made searchable by others (o+x) for the sandboxes",
+			      srv.cfg.data_dir);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
