@@ -109,7 +109,13 @@ static int open_parent(struct lst *s, const char *key, int create, const char **
 			nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		}
 		if (nfd < 0) {
+			struct stat st;
+
 			nfd = -errno;
+			/* O_DIRECTORY|O_NOFOLLOW on a link says ENOTDIR: report it as a link. */
+			if (nfd == -ENOTDIR && fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode))
+				nfd = -ELOOP;
 			close(fd);
 			return nfd;
 		}
