@@ -1148,6 +1148,23 @@ static int parse_config(struct sqdb *d, const char *instance_name, const json_t 
 
 	if (!config)
 		config = empty = json_object();
+	/* jansson's type errors do not name the member: check types first. */
+	if (json_is_object(config) &&
+	    ((json_object_get(config, "path") && !json_is_string(json_object_get(config, "path"))) ||
+	     (json_object_get(config, "synchronous") &&
+	      !json_is_string(json_object_get(config, "synchronous"))))) {
+		ret = sbx_err_set(err, SBX_E_INVALID,
+				  "db '%s' (sqlite): 'path' and 'synchronous' must be strings",
+				  instance_name);
+		goto out;
+	}
+	if (json_is_object(config) && json_object_get(config, "busy_timeout_ms") &&
+	    !json_is_integer(json_object_get(config, "busy_timeout_ms"))) {
+		ret = sbx_err_set(err, SBX_E_INVALID,
+				  "db '%s' (sqlite): 'busy_timeout_ms' must be an integer (ms)",
+				  instance_name);
+		goto out;
+	}
 	if (json_unpack_ex((json_t *)config, &jerr, JSON_STRICT, "{s?s, s?i, s?s}", "path",
 			   &path, "busy_timeout_ms", &bt, "synchronous", &sync) != 0) {
 		ret = sbx_err_set(err, SBX_E_INVALID, "db '%s' (sqlite): bad config: %s",

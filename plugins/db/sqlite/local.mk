@@ -18,4 +18,11 @@ tests_plugins_db_conformance_SOURCES = tests/plugins/db_conformance.c
 tests_plugins_db_conformance_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_plugins_db_conformance_LDADD = tests/plugins/libfakecore.la $(JANSSON_LIBS) \
 	$(CRYPTO_LIBS) $(LTDL_LIBS) $(PTHREAD_LIBS)
+
+check_PROGRAMS += tests/plugins/db_sqlite
+TESTS += tests/plugins/db_sqlite
+tests_plugins_db_sqlite_SOURCES = tests/plugins/db_sqlite.c
+tests_plugins_db_sqlite_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS)
+tests_plugins_db_sqlite_LDADD = tests/plugins/libfakecore.la $(SQLITE_LIBS) $(JANSSON_LIBS) \
+	$(CRYPTO_LIBS) $(LTDL_LIBS) $(PTHREAD_LIBS)
 endif

@@ -808,6 +808,17 @@ static int create(const struct sbx_core_api *core, const char *instance_name,
 	s->name = strdup(instance_name ? instance_name : "local");
 	if (!config)
 		config = empty = json_object();
+	/* jansson's type errors do not name the member: check types first. */
+	if (json_is_object(config) && ((json_object_get(config, "dir") &&
+					!json_is_string(json_object_get(config, "dir"))) ||
+				       (json_object_get(config, "fsync") &&
+					!json_is_boolean(json_object_get(config, "fsync"))))) {
+		ret = sbx_err_set(err, SBX_E_INVALID,
+				  "storage '%s' (local): 'dir' must be a string and 'fsync' a "
+				  "boolean",
+				  s->name ? s->name : "");
+		goto out;
+	}
 	if (json_unpack_ex((json_t *)config, &jerr, JSON_STRICT, "{s?s, s?b}", "dir", &dir,
 			   "fsync", &do_fsync) != 0) {
 		ret = sbx_err_set(err, SBX_E_INVALID, "storage '%s' (local): bad config: %s",
