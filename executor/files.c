@@ -260,7 +260,10 @@ static struct upload *upload_begin(struct ctx *c, const char *path)
 	if (!u)
 		return NULL;
 	u->fd = -1;
-	u->path = strdup(path);
+	u->dirfd = -1;
+	u->path = strdup(path ? path : "");
+	if (!path)
+		return u;	/* refused by the caller */
 	u->dirfd = open_parent(c, path, 1, u->base, &err);
 	if (u->dirfd < 0) {
 		u->err_code = err == EXDEV || err == ELOOP ? 400 : err == ENOTDIR ? 400 : 500;
@@ -314,7 +317,8 @@ static int upload_finish(struct request *rq, struct upload *u)
 	int err;
 
 	if (u->err_code)
-		return http_error(rq, u->err_code, "'%.256s': %s", u->path, u->err);
+		return u->path[0] ? http_error(rq, u->err_code, "'%.256s': %s", u->path, u->err)
+				  : http_error(rq, u->err_code, "%s", u->err);
 	if (renameat(u->dirfd, u->tmp, u->dirfd, u->base) < 0) {
 		err = errno;
 		return errno_reply(rq, u->path, err);	/* files_upload_free removes the temp */
@@ -332,15 +336,16 @@ int files_handle(struct ctx *c, struct request *rq, const char *data, size_t *si
 	const char *why;
 
 	if (strcmp(rq->method, "PUT") == 0 && !listing) {
+		/* never reply while body data is pending: errors wait for the end of the body */
 		if (!rq->up) {
 			why = check_path(path, 1);
-			if (why) {
-				*size = 0;
-				return http_error(rq, 400, "%s", why);
-			}
-			rq->up = upload_begin(c, path);
+			rq->up = upload_begin(c, why ? NULL : path);
 			if (!rq->up)
 				return MHD_NO;
+			if (why) {
+				rq->up->err_code = 400;
+				snprintf(rq->up->err, sizeof(rq->up->err), "%s", why);
+			}
 		}
 		if (*size) {
 			upload_write(c, rq->up, data, *size);

@@ -45,6 +45,7 @@ struct run {
 	int zsock;
 	int zgone;
 	int timed_out;
+	double t_done;		/* monotonic ms when the handler's end was seen */
 };
 
 static double mono_ms(void)
@@ -474,6 +475,8 @@ static void loop(struct run *r, double t0)
 			procs_kill_descendants(r->c, 1);
 			grace = now + GRACE_MS;
 		}
+		if (r->child_done && !r->t_done)
+			r->t_done = now;
 		if ((r->child_done || r->timed_out) && !killed_after &&
 		    (r->child_done || now >= grace)) {
 			for (int i = 0; i < 3; i++)
@@ -645,7 +648,7 @@ void run_execution(struct ctx *c, struct execution *e)
 	}
 	loop(&r, t0);
 finish:
-	t1 = mono_ms();
+	t1 = r.t_done ? r.t_done : mono_ms();
 	if (why)
 		t0 = t1;
 	for (int i = 0; i < 3; i++) {

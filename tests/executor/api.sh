@@ -1,2 +1,248 @@
 #!/bin/sh
-echo 1..0
+# sbx-executor end to end: the bundle from the build tree on a temporary Unix socket (not as
+# PID 1): handlers in python/javascript/shell, caps, timeouts, leftover processes, retained
+# results, the files API and its confinement, metrics, and the TCP listener's token.
+. "${top_srcdir:-.}/tests/executor/lib.sh"
+
+command -v curl >/dev/null || { echo "1..0 # SKIP curl not installed"; exit 0; }
+SOCK=$T/executor.sock
+start_executor "$SOCK" --socket "$SOCK" --preload python --max-upload 2000000
+
+# ---- python --------------------------------------------------------------------------
+run python 'def handler(event):
+    return {"got": event["a"], "twice": event["a"] * 2}' '{"a": 21}'
+t "python handler(event) returns its value" eq "$(field status)/$(field return_value)" \
+	'completed/{"got": 21, "twice": 42}'
+
+run python 'def handler(event, context):
+    return [context["execution_id"], context.timeout_ms]' '{}' '{"id": "ctx-1", "timeout_ms": 5000}'
+t "python handler(event, context) gets the execution id and timeout" \
+	eq "$(field return_value)" '["ctx-1", 5000]'
+
+run python 'def helper():
+    raise ValueError("bad input")
+def handler(event):
+    helper()'
+t "python exception gives failed with 'Type: message'" \
+	eq "$(field status)|$(field error_message)|$(field exit_code)" 'failed|ValueError: bad input|1'
+t "python exception puts the traceback in stderr" has "$(field stderr)" \
+	'Traceback (most recent call last):'
+t "python traceback names the handler's frames only" \
+	sh -c '! grep -q python_zygote "$1"' _ "$T/res"
+
+run python 'x = 1'
+t "python code without handler fails" eq "$(field status)|$(field error_message | cut -c1-9)" \
+	'failed|NameError'
+
+run python 'def handler(event):
+    return {1, 2}'
+t "python non-JSON return value fails" eq "$(field status)|$(field error_message | cut -d: -f1)" \
+	'failed|TypeError'
+
+run python 'import sys
+def handler(event):
+    print("hello")
+    sys.stderr.write("oops\n")
+    return None'
+t "python print goes to stdout" eq "$(field stdout)" 'hello'
+t "python stderr is kept separately" eq "$(field stderr)" 'oops'
+t "stdout is streamed as an NDJSON stdout event before the result" \
+	eq "$(head -n 2 "$T/stream" | tail -n 1)" '{"type":"stdout","data":"hello\n"}'
+
+run python 'import os
+def handler(event):
+    os.kill(os.getppid(), 9)
+    return "killed the zygote"'
+run python 'def handler(event):
+    return "alive"'
+t "a killed python zygote is restarted on the next execution" eq "$(field return_value)" 'alive'
+
+# ---- javascript --------------------------------------------------------------------------
+if command -v node >/dev/null; then
+	run javascript 'function handler(event, context) { console.log("top"); return event.n * 2; }' '{"n": 21}'
+	t "javascript top-level function handler" eq "$(field status)|$(field return_value)|$(field stdout)" \
+		'completed|42|top'
+	run javascript 'module.exports = (event) => ({ via: "module.exports", n: event.n });' '{"n": 1}'
+	t "javascript module.exports handler" eq "$(field return_value)" '{"via": "module.exports", "n": 1}'
+	run javascript 'exports.handler = async (event, context) => {
+		await new Promise((r) => setTimeout(r, 20));
+		return context.execution_id;
+	};' '{}' '{"id": "js-async"}'
+	t "javascript async exported handler is awaited" eq "$(field return_value)" 'js-async'
+	run javascript 'const handler = () => { throw new RangeError("too far"); };'
+	t "javascript exception gives failed with 'Type: message'" \
+		eq "$(field status)|$(field error_message)" 'failed|RangeError: too far'
+else
+	for x in 1 2 3 4; do n=$((n + 1)); echo "ok $n # SKIP node not installed"; done
+fi
+
+# ---- shell -------------------------------------------------------------------------------
+run shell 'read -r line; echo "stdin=$line"; echo "env=$SANDBOX_EVENT" >&2' '{"q": 2}'
+t "shell gets the event as JSON on stdin" eq "$(field status)|$(field stdout)" 'completed|stdin={"q":2}'
+t "shell gets the event in SANDBOX_EVENT" eq "$(field stderr)" 'env={"q":2}'
+run shell 'echo partial; exit 3'
+t "shell non-zero exit is failed with its code" \
+	eq "$(field status)|$(field exit_code)|$(field error_message)" 'failed|3|script exited with code 3'
+
+# ---- timeouts and leftover processes ---------------------------------------------------
+run python 'import os, time
+def handler(event):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(1000)
+        os._exit(0)
+    open("forked.pid", "w").write(str(pid))
+    time.sleep(1000)' '{}' '{"timeout_ms": 700}'
+t "timeout gives status timeout" eq "$(field status)" 'timeout'
+cpid=$(cat "$WS/forked.pid" 2>/dev/null)
+sleep 0.1
+t "timeout kills the handler's forked child" sh -c '[ -n "$1" ] && ! kill -0 "$1" 2>/dev/null' _ "$cpid"
+
+run shell 'nohup sleep 1000 >/dev/null 2>&1 &
+echo $! > bg.pid'
+bpid=$(cat "$WS/bg.pid" 2>/dev/null)
+sleep 0.1
+t "a background process left by a shell handler is killed when it returns" \
+	sh -c '[ "$2" = completed ] && [ -n "$1" ] && ! kill -0 "$1" 2>/dev/null' _ "$bpid" "$(field status)"
+
+run python 'import os, time
+def handler(event):
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            open("daemon.pid", "w").write(str(os.getpid()))
+            time.sleep(1000)
+        os._exit(0)
+    time.sleep(0.3)
+    return "daemonised"'
+dpid=$(cat "$WS/daemon.pid" 2>/dev/null)
+sleep 0.1
+t "a double-forked daemon left by a python handler is killed" \
+	sh -c '[ -n "$1" ] && ! kill -0 "$1" 2>/dev/null' _ "$dpid"
+t "the warm zygote survives the leftover kill" eq "$(curl -s --unix-socket "$SOCK" http://x/health | $PY -c 'import json,sys; print(json.load(sys.stdin)["zygotes"]["python"])')" True
+
+# ---- persistence, caps, retention, metrics ---------------------------------------------
+run python 'def handler(event):
+    open("persist.txt", "w").write("kept")
+    return 1'
+run python 'def handler(event):
+    return open("persist.txt").read()'
+t "files written by one execution are there for the next" eq "$(field return_value)" 'kept'
+
+run python 'import sys
+def handler(event):
+    sys.stdout.write("a" * (64 << 20))
+    return len("done")'
+t "a 64 MiB stdout is capped and reported truncated" \
+	eq "$(field stdout_truncated)|$($PY -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["stdout"]))' "$T/res")|$(field status)" \
+	'true|1048576|completed'
+hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$EXEC_PID/status")
+t "the executor's peak RSS stays small after 64 MiB of output ($hwm kB)" test "$hwm" -lt 40000
+
+run python 'def handler(event):
+    return "x" * 5000' '{}' '{"max_output": 1024}'
+t "a return value over max_output becomes null with return_value_truncated" \
+	eq "$(field return_value)|$(field return_value_truncated)" 'null|true'
+
+run python 'def handler(event):
+    return sum(i * i for i in range(300000))' '{}' '{"id": "keep-me"}'
+cp "$T/res" "$T/busy"
+curl -s --unix-socket "$SOCK" http://x/executions/keep-me >"$T/res"
+t "GET /executions/{id} returns the retained result" \
+	eq "$(field id)|$(field status)|$(field return_value)" "keep-me|completed|$(field return_value "$T/busy")"
+t "GET /executions/{id} of an unknown id is 404" \
+	eq "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" http://x/executions/nope)" 404
+t "a duplicate execution id is refused with 409" \
+	eq "$(printf '{"id":"keep-me","language":"shell","code":"true"}' | curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" --data-binary @- http://x/execute)" 409
+
+t "metrics are present and plausible" $PY -c '
+import json, sys
+m = json.load(open(sys.argv[1]))["metrics"]
+assert 0 < m["duration_ms"] < 10000, m
+assert 0 < m["cpu_time_ms"] <= m["duration_ms"] * 2 + 5, m
+assert 1 < m["peak_memory_mb"] < 1000, m
+' "$T/busy"
+
+t "an invalid request is refused with 400" \
+	eq "$(printf '{"language":"cobol","code":"x"}' | curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" --data-binary @- http://x/execute)" 400
+
+# ---- latency -----------------------------------------------------------------------------
+$PY - "$SOCK" >"$T/lat" <<'PYEOF'
+import http.client, json, socket, sys, time
+
+class UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost")
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+conn = UnixConnection(sys.argv[1])
+body = json.dumps({"language": "python", "code": "def handler(event):\n    return event['i']"})
+walls, durs = [], []
+for i in range(60):
+    b = json.dumps({"language": "python", "event": {"i": i},
+                    "code": "def handler(event):\n    return event['i']"})
+    t0 = time.perf_counter()
+    conn.request("POST", "/execute", body=b, headers={"Content-Type": "application/json"})
+    lines = conn.getresponse().read().decode().splitlines()
+    walls.append((time.perf_counter() - t0) * 1000)
+    res = json.loads(lines[-1])
+    assert res["return_value"] == i, res
+    durs.append(res["metrics"]["duration_ms"])
+walls.sort()
+durs.sort()
+print("%.2f %.2f" % (walls[len(walls) // 2], durs[len(durs) // 2]))
+PYEOF
+read -r wall dur <"$T/lat"
+echo "# warm python execution, median of 60: end to end over HTTP $wall ms, executor-measured $dur ms"
+t "warm python executions do not pay interpreter start-up (median end to end $wall ms)" \
+	$PY -c 'import sys; assert float(sys.argv[1]) < 6, sys.argv[1]' "$wall"
+
+# ---- files API ---------------------------------------------------------------------------
+F="curl -s --unix-socket $SOCK"
+printf 'payload-bytes' >"$T/up"
+code=$($F -o "$T/res" -w '%{http_code}' -X PUT --data-binary @"$T/up" "http://x/files/content?path=d1/d2/f.txt")
+t "PUT /files/content creates parents and reports the size" eq "$code|$(field size)|$(cat "$WS/d1/d2/f.txt")" \
+	'200|13|payload-bytes'
+t "GET /files/content returns the bytes" eq "$($F "http://x/files/content?path=d1/d2/f.txt")" 'payload-bytes'
+$F "http://x/files?path=d1/d2" >"$T/res"
+t "GET /files lists the directory" eq "$(field files.0.name)|$(field files.0.type)|$(field files.0.size)" 'f.txt|file|13'
+code=$($F -o /dev/null -w '%{http_code}' -X DELETE "http://x/files/content?path=d1/d2/f.txt")
+t "DELETE /files/content removes the file" sh -c '[ "$1" = 200 ] && [ ! -e "$2" ]' _ "$code" "$WS/d1/d2/f.txt"
+t "GET of a missing file is 404" eq "$($F -o /dev/null -w '%{http_code}' "http://x/files/content?path=d1/nothing")" 404
+
+mkdir -p "$T/outside"
+echo secret >"$T/outside/secret"
+ln -s "$T/outside" "$WS/link-out"
+t "a '..' path is refused with 400 and nothing is written" sh -c \
+	'[ "$($1 -o /dev/null -w "%{http_code}" -X PUT --data-binary x "http://x/files/content?path=../escape.txt")" = 400 ] && [ ! -e "$2/escape.txt" ]' \
+	_ "$F" "$T"
+t "an absolute path is refused with 400" \
+	eq "$($F -o /dev/null -w '%{http_code}' "http://x/files/content?path=/etc/hostname")" 400
+t "reading through a symlink pointing outside is refused with 400" \
+	eq "$($F -o /dev/null -w '%{http_code}' "http://x/files/content?path=link-out/secret")" 400
+t "writing through a symlink pointing outside is refused and nothing is written" sh -c \
+	'[ "$($1 -o /dev/null -w "%{http_code}" -X PUT --data-binary x "http://x/files/content?path=link-out/new")" = 400 ] && [ ! -e "$2/outside/new" ]' \
+	_ "$F" "$T"
+t "an upload over --max-upload is refused with 413" sh -c '
+	head -c 3000000 /dev/zero >"$2/big"
+	[ "$($1 -o /dev/null -w "%{http_code}" -X PUT --data-binary @"$2/big" "http://x/files/content?path=big")" = 413 ] && [ ! -e "$3/big" ]' \
+	_ "$F" "$T" "$WS"
+
+# ---- TCP listener with a token -------------------------------------------------------------
+port=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+echo "tok-$$-secret" >"$T/token"
+start_executor "" --listen "127.0.0.1:$port" --token-file "$T/token"
+i=0
+while [ $i -lt 50 ] && ! curl -s -o /dev/null "http://127.0.0.1:$port/health"; do sleep 0.05; i=$((i + 1)); done
+t "TCP listener refuses a request without the token (401)" \
+	eq "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")" 401
+t "TCP listener refuses a wrong token (401)" \
+	eq "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer tok-wrong' "http://127.0.0.1:$port/health")" 401
+t "TCP listener accepts the right token" \
+	eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer tok-$$-secret" "http://127.0.0.1:$port/health")" 200
+
+done_testing
