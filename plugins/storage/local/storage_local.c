@@ -504,7 +504,8 @@ static int read_entries(int dfd, const char *match, struct entry **out, size_t *
 			strcat(v[n].sortkey, "/");
 		n++;
 	}
-	qsort(v, n, sizeof *v, entry_cmp);
+	if (n > 1)
+		qsort(v, n, sizeof *v, entry_cmp);
 out:
 	if (dp)
 		closedir(dp);
