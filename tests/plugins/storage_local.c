@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -469,9 +470,16 @@ static void test_concurrent(void)
 	put_str("race/obj", "initial", NULL);
 	for (int i = 0; i < WRITERS; i++) {
 		w[i] = (struct writer){.id = i, .done = &done};
-		pthread_create(&t[i], NULL, writer, &w[i]);
+		if (pthread_create(&t[i], NULL, writer, &w[i]) != 0) {
+			w[i].failures = ROUNDS;
+			__atomic_add_fetch(&done, 1, __ATOMIC_SEQ_CST);
+			t[i] = 0;
+		}
 	}
-	while (__atomic_load_n(&done, __ATOMIC_SEQ_CST) < WRITERS) {
+	/* Read until the writers are done, bounded in time so a stuck writer fails the test
+	 * instead of hanging the suite. */
+	for (time_t end = time(NULL) + 120;
+	     __atomic_load_n(&done, __ATOMIC_SEQ_CST) < WRITERS && time(NULL) < end;) {
 		struct collect c = {0};
 		sbx_err err;
 		int rc = sp->get(inst, "race/obj", collect_write, &c, &err);
@@ -486,12 +494,16 @@ static void test_concurrent(void)
 					break;
 				}
 		} else if (rc != 0) {
+			diag("get during concurrent puts failed: %s", err.message);
 			torn++;
 		}
 		free(c.buf);
 	}
+	ok(__atomic_load_n(&done, __ATOMIC_SEQ_CST) == WRITERS,
+	   "concurrent writers finish within 120 s");
 	for (int i = 0; i < WRITERS; i++) {
-		pthread_join(t[i], NULL);
+		if (t[i])
+			pthread_join(t[i], NULL);
 		failures += w[i].failures;
 	}
 	ok(failures == 0, "concurrent puts of one key all succeed");

@@ -103,6 +103,11 @@ struct sqdb {
 	int key_ok;
 	pthread_mutex_t lock;  /* guards conns */
 	struct conn *conns;    /* every open connection, so destroy can close them */
+	/* Serialises this process's writers. SQLite allows one writer at a time anyway, and a
+	 * writer that finds the lock taken sleeps in the busy handler (1..100 ms, not woken on
+	 * release); queueing on a mutex instead hands the lock over immediately. Other
+	 * processes on the same file still meet the busy timeout. */
+	pthread_mutex_t wlock;
 };
 
 /* A record kind: its table, statements and indexed columns (bound from ?2 on, in this
@@ -796,7 +801,7 @@ out:
 
 /* ---- db.h methods -------------------------------------------------------------- */
 
-static int session_insert(void *inst, const json_t *session, sbx_err *err)
+static int session_insert_unlocked(void *inst, const json_t *session, sbx_err *err)
 {
 	return rec_insert(inst, &k_session, session, err);
 }
@@ -811,14 +816,14 @@ static int session_list(void *inst, const json_t *query, json_t **page, sbx_err 
 	return rec_list(inst, "session_list", "sessions", session_filters, query, page, err);
 }
 
-static int session_update(void *inst, const char *id, const json_t *changes,
+static int session_update_unlocked(void *inst, const char *id, const json_t *changes,
 			  const char *expect_status, json_t **out, sbx_err *err)
 {
 	return rec_update(inst, &k_session, id, changes, expect_status, out, err);
 }
 
 /* Deletes a session and its executions in one transaction. */
-static int session_delete(void *inst, const char *id, sbx_err *err)
+static int session_delete_unlocked(void *inst, const char *id, sbx_err *err)
 {
 	struct sqdb *d = inst;
 	struct conn *c = NULL;
@@ -868,7 +873,7 @@ out:
 	return ret;
 }
 
-static int execution_insert(void *inst, const json_t *execution, sbx_err *err)
+static int execution_insert_unlocked(void *inst, const json_t *execution, sbx_err *err)
 {
 	return rec_insert(inst, &k_execution, execution, err);
 }
@@ -884,13 +889,13 @@ static int execution_list(void *inst, const json_t *query, json_t **page, sbx_er
 			err);
 }
 
-static int execution_update(void *inst, const char *id, const json_t *changes,
+static int execution_update_unlocked(void *inst, const char *id, const json_t *changes,
 			    const char *expect_status, json_t **out, sbx_err *err)
 {
 	return rec_update(inst, &k_execution, id, changes, expect_status, out, err);
 }
 
-static int template_insert(void *inst, const json_t *tmpl, sbx_err *err)
+static int template_insert_unlocked(void *inst, const json_t *tmpl, sbx_err *err)
 {
 	return rec_insert(inst, &k_template, tmpl, err);
 }
@@ -967,13 +972,13 @@ out:
 	return ret;
 }
 
-static int template_update(void *inst, const char *id, const json_t *changes, json_t **out,
+static int template_update_unlocked(void *inst, const char *id, const json_t *changes, json_t **out,
 			   sbx_err *err)
 {
 	return rec_update(inst, &k_template, id, changes, NULL, out, err);
 }
 
-static int template_delete(void *inst, const char *id, sbx_err *err)
+static int template_delete_unlocked(void *inst, const char *id, sbx_err *err)
 {
 	struct sqdb *d = inst;
 	struct conn *c;
@@ -1003,7 +1008,7 @@ out:
 
 /* Takes or renews lease `name` under BEGIN IMMEDIATE, using the core's wall clock: all
  * replicas sharing the database must have synchronised clocks (as with any lease). */
-static int lease_acquire(void *inst, const char *name, const char *holder, int64_t ttl_ms,
+static int lease_acquire_unlocked(void *inst, const char *name, const char *holder, int64_t ttl_ms,
 			 sbx_err *err)
 {
 	struct sqdb *d = inst;
@@ -1065,7 +1070,7 @@ out:
 	return ret;
 }
 
-static int lease_release(void *inst, const char *name, const char *holder, sbx_err *err)
+static int lease_release_unlocked(void *inst, const char *name, const char *holder, sbx_err *err)
 {
 	struct sqdb *d = inst;
 	struct conn *c;
@@ -1133,6 +1138,7 @@ static void destroy(void *inst)
 	while (d->conns)
 		conn_close(d->conns);
 	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->wlock);
 	free(d->name);
 	free(d->path);
 	free(d);
@@ -1228,6 +1234,7 @@ static int create(const struct sbx_core_api *core, const char *instance_name,
 	}
 	d->core = core;
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->wlock, NULL);
 	d->name = strdup(instance_name ? instance_name : "sqlite");
 	if (!d->name) {
 		ret = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
@@ -1292,6 +1299,30 @@ static void thread_fini(void *inst)
 		conn_close(c);
 	}
 }
+
+/* ---- writers, serialised per instance (see sqdb.wlock) ---------------------------- */
+
+#define LOCKED_WRITER(name, params, args)                                              \
+	static int name params                                                          \
+	{                                                                              \
+		struct sqdb *d_ = inst;                                                \
+		int rc_;                                                               \
+		pthread_mutex_lock(&d_->wlock);                                        \
+		rc_ = name##_unlocked args;                                            \
+		pthread_mutex_unlock(&d_->wlock);                                      \
+		return rc_;                                                            \
+	}
+
+LOCKED_WRITER(session_insert, (void *inst, const json_t *session, sbx_err *err), (inst, session, err))
+LOCKED_WRITER(session_update, (void *inst, const char *id, const json_t *changes, const char *expect_status, json_t **out, sbx_err *err), (inst, id, changes, expect_status, out, err))
+LOCKED_WRITER(session_delete, (void *inst, const char *id, sbx_err *err), (inst, id, err))
+LOCKED_WRITER(execution_insert, (void *inst, const json_t *execution, sbx_err *err), (inst, execution, err))
+LOCKED_WRITER(execution_update, (void *inst, const char *id, const json_t *changes, const char *expect_status, json_t **out, sbx_err *err), (inst, id, changes, expect_status, out, err))
+LOCKED_WRITER(template_insert, (void *inst, const json_t *tmpl, sbx_err *err), (inst, tmpl, err))
+LOCKED_WRITER(template_update, (void *inst, const char *id, const json_t *changes, json_t **out, sbx_err *err), (inst, id, changes, out, err))
+LOCKED_WRITER(template_delete, (void *inst, const char *id, sbx_err *err), (inst, id, err))
+LOCKED_WRITER(lease_acquire, (void *inst, const char *name, const char *holder, int64_t ttl_ms, sbx_err *err), (inst, name, holder, ttl_ms, err))
+LOCKED_WRITER(lease_release, (void *inst, const char *name, const char *holder, sbx_err *err), (inst, name, holder, err))
 
 static const struct sbx_db_plugin descriptor = {
 	.hdr = SBX_PLUGIN_HEADER(SBX_KIND_DB, struct sbx_db_plugin, "sqlite", "1.0.0",

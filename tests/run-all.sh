@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The whole test suite, every tier, as the README's test command runs it (as root, on
+# Debian 12, with .ci/packages installed):
+#   1. build (warnings are errors) and `make check`: unit, plugin, ABI and executor tests;
+#   2. `make install` into PREFIX (default /usr/local), then the installed-SDK test (the
+#      example plugin built out of tree with `pkg-config sandbox-plugin`);
+#   3. the HTTP integration suite and the isolation probes (pytest) against the installed
+#      sbxd on the embedded default configuration;
+#   4. `make distcheck`.
+# Ends with one line "N passed, N failed" summing every tier; exits non-zero on any failure.
+set -u
+cd "$(dirname "$0")/.."
+top=$(pwd)
+prefix=${PREFIX:-/usr/local}
+build=${BUILD_DIR:-$top/build-test}
+jobs=${JOBS:-$(nproc)}
+pass=0 fail=0 skip=0
+step_fail=0
+
+say() { printf '\n=== %s ===\n' "$*"; }
+count_automake() { # test-suite.log → pass/fail/skip
+	local log=$1 p f s e
+	[ -f "$log" ] || { fail=$((fail + 1)); return; }
+	p=$(sed -n 's/^# PASS: *//p' "$log" | head -1)
+	f=$(sed -n 's/^# FAIL: *//p' "$log" | head -1)
+	e=$(sed -n 's/^# ERROR: *//p' "$log" | head -1)
+	s=$(sed -n 's/^# SKIP: *//p' "$log" | head -1)
+	pass=$((pass + ${p:-0})) fail=$((fail + ${f:-0} + ${e:-0})) skip=$((skip + ${s:-0}))
+}
+count_junit() { # pytest junit xml → pass/fail/skip
+	local out
+	out=$(/usr/bin/python3 - "$1" <<'PY'
+import sys, xml.etree.ElementTree as ET
+try:
+    r = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 1, 0); sys.exit()
+suites = [r] if r.tag == "testsuite" else list(r)
+t = sum(int(s.get("tests", 0)) for s in suites)
+f = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+k = sum(int(s.get("skipped", 0)) for s in suites)
+print(t - f - k, f, k)
+PY
+)
+	set -- $out
+	pass=$((pass + $1)) fail=$((fail + $2)) skip=$((skip + $3))
+}
+
+say "build"
+if [ ! -x configure ] || [ configure.ac -nt configure ]; then
+	./autogen.sh >/dev/null 2>&1 || { echo "autogen.sh failed"; exit 1; }
+fi
+mkdir -p "$build"
+( cd "$build" && "$top/configure" --prefix="$prefix" --enable-werror -q ) 2>&1 |
+	grep -v "rm: cannot remove 'core': Is a directory"
+( cd "$build" && make -j"$jobs" -s ) || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+say "make check (unit, plugin, ABI, executor)"
+( cd "$build" && make -j"$jobs" check ) || step_fail=1
+count_automake "$build/test-suite.log"
+[ $step_fail = 1 ] && [ -f "$build/test-suite.log" ] && grep -E '^(FAIL|ERROR)' "$build/test-suite.log"
+
+say "make install (prefix $prefix) and the installed SDK"
+( cd "$build" && make -s install ) >/dev/null || { echo "make install failed"; fail=$((fail + 1)); }
+ldconfig 2>/dev/null || true
+if [ -x tests/abi/example.sh ]; then
+	if PREFIX=$prefix bash tests/abi/example.sh > "$build/example.log" 2>&1; then
+		cat "$build/example.log"
+		pass=$((pass + $(grep -c '^ok ' "$build/example.log")))
+		fail=$((fail + $(grep -c '^not ok ' "$build/example.log")))
+	else
+		cat "$build/example.log"
+		fail=$((fail + 1 + $(grep -c '^not ok ' "$build/example.log")))
+		pass=$((pass + $(grep -c '^ok ' "$build/example.log")))
+	fi
+fi
+
+say "HTTP integration suite and isolation probes (installed sbxd, embedded default)"
+SBXD="$prefix/sbin/sbxd" SBXD_CONFIG="$prefix/etc/sandbox/sbxd.conf" \
+	/usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE \
+	--junitxml="$build/pytest.xml" tests/integration tests/security
+count_junit "$build/pytest.xml"
+
+if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then
+	say "make distcheck"
+	if ( cd "$build" && make -j"$jobs" distcheck ) > "$build/distcheck.log" 2>&1; then
+		pass=$((pass + 1))
+		tail -4 "$build/distcheck.log"
+	else
+		fail=$((fail + 1))
+		tail -40 "$build/distcheck.log"
+	fi
+fi
+
+echo
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
