@@ -166,6 +166,23 @@ assert 1 < m["peak_memory_mb"] < 1000, m
 t "an invalid request is refused with 400" \
 	eq "$(printf '{"language":"cobol","code":"x"}' | curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" --data-binary @- http://x/execute)" 400
 
+# ---- queue bound -----------------------------------------------------------------------
+printf '{"language":"shell","code":"sleep 2"}' >"$T/slow"
+printf '{"language":"shell","code":"true"}' >"$T/quick"
+curl -s -o /dev/null --unix-socket "$SOCK" --data-binary @"$T/slow" http://x/execute &
+cpids=$!
+sleep 0.3
+i=0
+while [ $i -lt 66 ]; do
+	curl -s -o /dev/null -w '%{http_code}\n' --unix-socket "$SOCK" --data-binary @"$T/quick" \
+		http://x/execute >>"$T/codes" &
+	cpids="$cpids $!"
+	i=$((i + 1))
+done
+for p in $cpids; do wait "$p"; done
+t "more than 64 queued executions are refused with 429" \
+	eq "$(grep -c '^429$' "$T/codes")/$(grep -c '^200$' "$T/codes")" '2/64'
+
 # ---- latency -----------------------------------------------------------------------------
 $PY - "$SOCK" >"$T/lat" <<'PYEOF'
 import http.client, json, socket, sys, time
