@@ -36,12 +36,23 @@ struct run {
 	struct waiter *waiters;
 };
 
+/* A parked runner thread: reusing threads keeps their per-thread plugin state (e.g. the
+ * db connection) warm instead of opening it for every execution. */
+struct idle {
+	struct idle *next;
+	pthread_cond_t cv;
+	struct run *job;
+};
+
+#define RUNNER_IDLE_MS 60000
+
 struct execs {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct run *running;
 	int n_running;
-	struct waiter *timed; /* unused list head kept for clarity of ownership: waiters live on runs */
+	struct idle *idle;    /* parked runner threads, most recently parked first */
+	int n_threads;
 	pthread_t timer;
 	int stop;
 	int timer_started;
@@ -140,16 +151,14 @@ static void finish_run(struct run *run, json_t *changes)
 	json_decref(rec);
 }
 
-static void *runner(void *arg)
+static void run_one(struct run *run)
 {
-	struct run *run = arg;
 	struct server *srv = run->srv;
 	json_t *res = NULL, *changes;
 	int64_t started = services_now_ms(), t0 = services_mono_ms();
 	sbx_err err;
 	int rc;
 
-	thread_plugins(srv, 1);
 	log_set_request_id(run->id);
 	changes = json_pack("{s:s, s:I, s:I}", "status", "running", "started_at", (json_int_t)started,
 			    "updated_at", (json_int_t)started);
@@ -182,12 +191,57 @@ static void *runner(void *arg)
 	json_decref(res);
 out:
 	log_set_request_id(NULL);
-	thread_plugins(srv, 0);
 	json_decref(run->executor);
 	json_decref(run->request);
 	free(run);
+}
+
+/* A runner thread: runs its first job, then parks for more until idle too long. */
+static void *runner(void *arg)
+{
+	struct run *run = arg;
+	struct server *srv = run->srv;
+	struct execs *x = srv->execs;
+	struct idle me = {.next = NULL};
+
+	pthread_cond_init(&me.cv, NULL);
+	thread_plugins(srv, 1);
+	while (run) {
+		struct timespec dl;
+		run_one(run);
+		run = NULL;
+		pthread_mutex_lock(&x->mu);
+		if (x->stop) {
+			pthread_mutex_unlock(&x->mu);
+			break;
+		}
+		me.job = NULL;
+		me.next = x->idle;
+		x->idle = &me;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += RUNNER_IDLE_MS / 1000;
+		while (!me.job && !x->stop)
+			if (pthread_cond_timedwait(&me.cv, &x->mu, &dl) == ETIMEDOUT)
+				break;
+		run = me.job;
+		if (!run) { /* timed out or stopping: unpark */
+			for (struct idle **pp = &x->idle; *pp; pp = &(*pp)->next)
+				if (*pp == &me) {
+					*pp = me.next;
+					break;
+				}
+		}
+		pthread_mutex_unlock(&x->mu);
+	}
+	pthread_mutex_lock(&x->mu);
+	x->n_threads--;
+	pthread_mutex_unlock(&x->mu);
+	thread_plugins(srv, 0);
+	pthread_cond_destroy(&me.cv);
 	return NULL;
 }
+
+
 
 int execs_submit(struct server *srv, const json_t *session, const json_t *exec_rec,
 		 const json_t *env, sbx_err *err)
@@ -228,6 +282,15 @@ int execs_submit(struct server *srv, const json_t *session, const json_t *exec_r
 	run->next = x->running;
 	x->running = run;
 	x->n_running++;
+	if (x->idle) {
+		struct idle *w = x->idle;
+		x->idle = w->next;
+		w->job = run;
+		pthread_cond_signal(&w->cv);
+		pthread_mutex_unlock(&x->mu);
+		return 0;
+	}
+	x->n_threads++;
 	pthread_mutex_unlock(&x->mu);
 
 	pthread_attr_init(&attr);
@@ -248,6 +311,7 @@ int execs_submit(struct server *srv, const json_t *session, const json_t *exec_r
 				break;
 			}
 		x->n_running--;
+		x->n_threads--;
 		pthread_mutex_unlock(&x->mu);
 		rc = sbx_err_set(err, SBX_E_LIMIT, "cannot start an execution thread: %s", strerror(rc));
 		goto fail;
@@ -376,6 +440,8 @@ void execs_stop(struct server *srv)
 		}
 	}
 	pthread_cond_broadcast(&x->cv);
+	for (struct idle *w = x->idle; w; w = w->next)
+		pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&x->mu);
 	while (all) {
 		struct waiter *w = all;

@@ -207,16 +207,20 @@ void child_main(const struct lx_child_args *a)
 {
 	char go;
 
-	/* Wait until the parent wrote our id maps and put us in the sandbox's cgroups. */
-	if (read(a->sync_fd, &go, 1) != 1)
+	/* Wait until the parent wrote our id maps ('m'). */
+	if (read(a->sync_fd, &go, 1) != 1 || go != 'm')
 		_exit(126);
 	/* Become the namespace's root (host uid_base): files we create must be mappable. */
 	TRY(a, syscall(SYS_setresgid, 0, 0, 0), "setresgid 0");
 	TRY(a, syscall(SYS_setresuid, 0, 0, 0), "setresuid 0");
-	TRY(a, unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
+	/* The root is built while the parent moves us into the sandbox's cgroups (a v1
+	 * memory-cgroup attach can take ~10 ms); nothing untrusted runs before 'g'. */
 	build_root(a);
 	TRY(a, sethostname("sandbox", 7), "sethostname");
 	loopback_up(a);
+	if (read(a->sync_fd, &go, 1) != 1 || go != 'g')
+		_exit(126);
+	TRY(a, unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
 	drop_privileges(a);
 
 	TRY(a, dup2(a->null_fd, 0), "dup2 stdin");

@@ -96,6 +96,10 @@ int spawn_sandbox(const struct lx *lx, struct lx_child_args *a, const char *id, 
 				 strerror(errno));
 		goto kill;
 	}
+	if (write(sync[1], "m", 1) != 1) {
+		rc = sbx_err_set(err, SBX_E_INTERNAL, "signal the sandbox: %s", strerror(errno));
+		goto kill;
+	}
 	if ((rc = cgroup_attach(lx, id, pid, err)) < 0)
 		goto kill;
 	if (write(sync[1], "g", 1) != 1) {
