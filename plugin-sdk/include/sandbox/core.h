@@ -36,9 +36,9 @@ struct sbx_core_api {
 	uint16_t abi_major; /* the running core's ABI */
 	uint16_t abi_minor;
 
-	/* Log one line as the core does; `who` is the instance name given to create(). If the calling
-	 * thread is serving a request, its request id). Never pass secrets or request bodies.
-	 * Any thread. */
+	/* Log one line as the core does: `who` is the instance name given to create(); the
+	 * line carries the request id when the calling thread is serving a request. Never
+	 * pass secrets or request bodies. Any thread. */
 	void (*log)(const char *who, int level, const char *fmt, ...)
 #if defined(__GNUC__)
 		__attribute__((format(printf, 3, 4)))

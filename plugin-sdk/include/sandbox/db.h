@@ -52,8 +52,11 @@ struct sbx_db_plugin {
 	int (*session_insert)(void *inst, const json_t *session, sbx_err *err);
 	int (*session_get)(void *inst, const char *id, json_t **session, sbx_err *err);
 	/* query: {"status"?: s, "statuses"?: [s...], "template_id"?, "tenant"?,
-	 *  "runtime_instance"?, "last_activity_before"?: ms, "limit": 1..1000, "offset": >=0}
-	 * *page: {"items": [...], "total": n} newest first (created_at desc, id). */
+	 *  "runtime_instance"?, "last_activity_before"?: ms, "limit"?: 1..1000 (default 100),
+	 *  "offset"?: >=0 (default 0)}; other members are SBX_E_INVALID. A session whose
+	 *  last_activity_at is null counts as last active at its created_at.
+	 * *page: {"items": [...], "total": n}; order created_at descending, then id ascending;
+	 * total counts every match, not just the page. */
 	int (*session_list)(void *inst, const json_t *query, json_t **page, sbx_err *err);
 	int (*session_update)(void *inst, const char *id, const json_t *changes,
 			      const char *expect_status, json_t **out, sbx_err *err);
@@ -63,14 +66,14 @@ struct sbx_db_plugin {
 	/* Executions. */
 	int (*execution_insert)(void *inst, const json_t *execution, sbx_err *err);
 	int (*execution_get)(void *inst, const char *id, json_t **execution, sbx_err *err);
-	/* query: {"session_id"?, "statuses"?: [s...], "tenant"?, "limit": 1..1000,
-	 *  "offset": >=0}; *page: {"items", "total"} newest first (created_at desc, id). */
+	/* query: {"session_id"?, "statuses"?: [s...], "tenant"?, "limit"?: 1..1000 (default
+	 *  100), "offset"?: >=0}; *page: {"items", "total"}, ordered as session_list. */
 	int (*execution_list)(void *inst, const json_t *query, json_t **page, sbx_err *err);
 	int (*execution_update)(void *inst, const char *id, const json_t *changes,
 				const char *expect_status, json_t **out, sbx_err *err);
 
-	/* Templates. list: query {"tenant"?: t (templates of t plus global ones)};
-	 * *items is an array ordered by id. */
+	/* Templates. list: query {"tenant"?: t}: with a tenant, that tenant's templates plus
+	 * the global ones (tenant null); without, every template. *items: array ordered by id. */
 	int (*template_insert)(void *inst, const json_t *tmpl, sbx_err *err);
 	int (*template_get)(void *inst, const char *id, json_t **tmpl, sbx_err *err);
 	int (*template_list)(void *inst, const json_t *query, json_t **items, sbx_err *err);
@@ -80,7 +83,9 @@ struct sbx_db_plugin {
 
 	/* Leases: run a background loop once per cluster. acquire takes a free or expired
 	 * lease, or renews one `holder` already has, for ttl_ms; SBX_E_CONFLICT while another
-	 * holder's lease is unexpired. release frees it if holder has it (else 0). */
+	 * holder's lease is unexpired. release frees it if holder has it (else 0). Expiry is
+	 * judged by the core's wall clock (now_ms): replicas need synchronised clocks, and
+	 * ttl_ms should be well above their skew. */
 	int (*lease_acquire)(void *inst, const char *name, const char *holder, int64_t ttl_ms,
 			     sbx_err *err);
 	int (*lease_release)(void *inst, const char *name, const char *holder, sbx_err *err);
