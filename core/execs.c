@@ -52,6 +52,7 @@ struct execs {
 	struct run *running;
 	int n_running;
 	struct idle *idle;    /* parked runner threads, most recently parked first */
+	int completing;       /* runners replying to waiters they took off a run */
 	int n_threads;
 	pthread_t timer;
 	int stop;
@@ -110,6 +111,7 @@ static void finish_run(struct run *run, json_t *changes)
 	struct waiter *w, *wn;
 	struct run **pp;
 	json_t *rec = NULL;
+	int had_waiters;
 	sbx_err err;
 
 	if (DB(srv)->execution_update(DBI(srv), run->id, changes, "running", &rec, &err) < 0) {
@@ -129,8 +131,11 @@ static void finish_run(struct run *run, json_t *changes)
 	x->n_running--;
 	w = run->waiters;
 	run->waiters = NULL;
+	if (w)
+		x->completing++;
 	pthread_mutex_unlock(&x->mu);
 
+	had_waiters = w != NULL;
 	for (; w; w = wn) {
 		wn = w->next;
 		if (rec)
@@ -141,6 +146,12 @@ static void finish_run(struct run *run, json_t *changes)
 			http_complete(w->r);
 		}
 		free(w);
+	}
+	if (had_waiters) {
+		pthread_mutex_lock(&x->mu);
+		x->completing--;
+		pthread_cond_broadcast(&x->cv);
+		pthread_mutex_unlock(&x->mu);
 	}
 	{
 		json_t *labels = json_pack("{s:s}", "status",
@@ -451,6 +462,11 @@ void execs_stop(struct server *srv)
 		http_complete(w->r);
 		free(w);
 	}
+	/* Replies already being sent by runners must be queued before MHD stops. */
+	pthread_mutex_lock(&x->mu);
+	while (x->completing > 0)
+		pthread_cond_wait(&x->cv, &x->mu);
+	pthread_mutex_unlock(&x->mu);
 	if (x->timer_started)
 		pthread_join(x->timer, NULL);
 	/* runs still in flight keep x alive: it is freed with the process */

@@ -214,6 +214,7 @@ int main(int argc, char **argv)
 	sbx_err err;
 
 	memset(&srv, 0, sizeof srv);
+	pthread_mutex_init(&srv.policy_mu, NULL);
 	while ((c = getopt_long(argc, argv, "c:l:d:CVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;

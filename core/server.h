@@ -32,6 +32,7 @@ struct server {
 	struct plugin *db;       /* the db instance (exactly one) */
 	struct plugin *storage;  /* the default storage instance (may be NULL) */
 	struct plugin *policy;   /* may be NULL: first healthy runtime */
+	pthread_mutex_t policy_mu; /* policy calls are one at a time (policy.h) */
 	struct plugin **runtimes;
 	size_t n_runtimes;
 	struct plugin **auths;

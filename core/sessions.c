@@ -282,10 +282,9 @@ static struct plugin *choose_runtime(struct server *srv, const json_t *spec, cha
 			json_decref(ns);
 		}
 		/* The policy is documented as single-threaded: serialise calls. */
-		static pthread_mutex_t policy_mu = PTHREAD_MUTEX_INITIALIZER;
-		pthread_mutex_lock(&policy_mu);
+		pthread_mutex_lock(&srv->policy_mu);
 		int rc = srv->policy->d.policy->select_node(srv->policy->inst, spec, nodes, &choice, err);
-		pthread_mutex_unlock(&policy_mu);
+		pthread_mutex_unlock(&srv->policy_mu);
 		json_decref(nodes);
 		if (rc < 0)
 			return NULL;
