@@ -1,6 +1,6 @@
 /*
- * /api/v1/templates handlers. Templates created by admins are global (tenant null); a
- * non-admin's templates are private to its tenant.
+ * /api/v1/templates handlers. Creating and changing templates needs the admin role; the
+ * templates it creates are global (tenant null) and usable by every tenant.
  */
 #include "config.h"
 

@@ -506,7 +506,9 @@ int conf_load(struct config *cfg, const char *file, char *errbuf, size_t errlen)
 			     name);
 	}
 	if (cfg->session_default_timeout > cfg->session_max_timeout)
-		addf(&e, NULL, "sessions.default_timeout: larger than sessions.max_timeout");
+		addf(&e, config_lookup(&lc, "sessions.default_timeout"),
+		     "sessions.default_timeout: %d is larger than sessions.max_timeout (%d)",
+		     cfg->session_default_timeout, cfg->session_max_timeout);
 	config_destroy(&lc);
 	return e.n ? -1 : 0;
 }

@@ -23,6 +23,7 @@ struct waiter {
 	struct waiter *next;
 	struct req *r;
 	int64_t deadline;
+	char exec_id[72];
 };
 
 struct run {
@@ -379,6 +380,7 @@ static void *timer_main(void *arg)
 			while (*pp) {
 				struct waiter *w = *pp;
 				if (w->deadline <= now) {
+					snprintf(w->exec_id, sizeof w->exec_id, "%s", run->id);
 					*pp = w->next;
 					w->next = expired;
 					expired = w;
@@ -394,8 +396,10 @@ static void *timer_main(void *arg)
 			while (expired) {
 				struct waiter *w = expired;
 				expired = w->next;
-				http_reply_error(w->r, 408, "Sandbox.ExecTimeout", NULL,
-						 "the execution did not finish within sync_timeout; it goes on: poll GET /api/v1/executions/{id}");
+				http_reply_error(w->r, 408, "Sandbox.ExecTimeout",
+						 "Raise sync_timeout, or poll GET /api/v1/executions/{id}/result.",
+						 "execution %s did not finish within sync_timeout; it goes on: poll GET /api/v1/executions/%s",
+						 w->exec_id, w->exec_id);
 				http_complete(w->r);
 				free(w);
 			}

@@ -290,14 +290,15 @@ int main(int argc, char **argv)
 		goto out_cfg;
 	}
 	services_init(&srv);
-	if (!is_loopback(srv.cfg.listen_host) && !check) {
+	if (!is_loopback(srv.cfg.listen_host)) {
 		int has_auth = 0;
 		for (size_t i = 0; i < srv.cfg.n_plugins; i++)
 			has_auth |= srv.cfg.plugins[i].kind == SBX_KIND_AUTH;
 		if (!has_auth) {
 			fprintf(stderr,
 				"sbxd: refusing to listen on %s:%d without an auth plugin: anyone who can reach it "
-				"could run code. Listen on 127.0.0.1, or add { kind = \"auth\"; module = \"apikey\"; } to plugins.\n",
+				"could run code. Listen on 127.0.0.1 (behind an authenticating proxy if it must be "
+				"reachable), or configure an auth plugin ({ kind = \"auth\"; ... }) in plugins.\n",
 				srv.cfg.listen_host, srv.cfg.listen_port);
 			goto out_lib;
 		}

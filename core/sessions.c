@@ -132,6 +132,9 @@ int templates_validate(const json_t *b, int partial, sbx_err *err)
 			return sbx_err_set(err, SBX_E_INVALID, "%s must be a number in %g..%g",
 					   nums[i].k, nums[i].lo, nums[i].hi);
 	}
+	v = json_object_get(b, "default_timeout_sec");
+	if (v && !json_is_null(v) && !json_is_integer(v))
+		return sbx_err_set(err, SBX_E_INVALID, "default_timeout_sec must be an integer number of seconds");
 	v = json_object_get(b, "default_env_vars");
 	if (v && !json_is_null(v) && model_check_env(v, "default_env_vars", msg, sizeof msg) < 0)
 		return sbx_err_set(err, SBX_E_INVALID, "%s", msg);
@@ -191,6 +194,8 @@ int templates_seed(struct server *srv, sbx_err *err)
 			return -SBX_E_INVALID;
 		}
 		json_object_set_new(rec, "tenant", json_null());
+		if (!json_is_object(json_object_get(rec, "default_env_vars")))
+			json_object_set_new(rec, "default_env_vars", json_object());
 		json_object_set_new(rec, "created_at", json_integer(now));
 		json_object_set_new(rec, "updated_at", json_integer(now));
 		rc = DB(srv)->template_insert(DBI(srv), rec, err);

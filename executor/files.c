@@ -272,6 +272,19 @@ static struct upload *upload_begin(struct ctx *c, const char *path)
 						      : strerror(err));
 		return u;
 	}
+	{
+		/* Writing "through" a symlink is refused rather than silently replacing the link:
+		 * the client asked for the file the link names, which may be outside. */
+		struct stat st;
+		if (fstatat(u->dirfd, u->base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode))) {
+			u->err_code = 400;
+			snprintf(u->err, sizeof(u->err), "%s",
+				 S_ISLNK(st.st_mode) ? "is a symbolic link; uploads do not follow or replace links"
+						     : "is a directory");
+			return u;
+		}
+	}
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		memset(rnd, 0, sizeof(rnd));
 	snprintf(u->tmp, sizeof(u->tmp), ".sbx-upload-%02x%02x%02x%02x%02x%02x%02x%02x",

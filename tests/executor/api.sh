@@ -183,9 +183,12 @@ for p in $cpids; do wait "$p"; done
 t "more than 64 queued executions are refused with 429" \
 	eq "$(grep -c '^429$' "$T/codes")/$(grep -c '^200$' "$T/codes")" '2/64'
 
-# ---- latency -----------------------------------------------------------------------------
-$PY - "$SOCK" >"$T/lat" <<'PYEOF'
-import http.client, json, socket, sys, time
+# ---- warm interpreter ---------------------------------------------------------------------
+# Executions are forks of one warm interpreter: consecutive handlers share a parent (the
+# zygote), which is not the executor, and the stdlib is already imported before the fork.
+# (Latency is measured by bench/, not asserted here.)
+$PY - "$SOCK" >"$T/warm" <<'PYEOF'
+import http.client, json, socket, sys
 
 class UnixConnection(http.client.HTTPConnection):
     def __init__(self, path):
@@ -197,26 +200,22 @@ class UnixConnection(http.client.HTTPConnection):
         self.sock.connect(self.path)
 
 conn = UnixConnection(sys.argv[1])
-body = json.dumps({"language": "python", "code": "def handler(event):\n    return event['i']"})
-walls, durs = [], []
-for i in range(60):
-    b = json.dumps({"language": "python", "event": {"i": i},
-                    "code": "def handler(event):\n    return event['i']"})
-    t0 = time.perf_counter()
-    conn.request("POST", "/execute", body=b, headers={"Content-Type": "application/json"})
+code = ("import os, sys\n"
+        "def handler(event):\n"
+        "    return [os.getppid(), os.getpid(), 'json' in sys.modules]")
+seen = []
+for i in range(5):
+    conn.request("POST", "/execute", body=json.dumps({"language": "python", "code": code}),
+                 headers={"Content-Type": "application/json"})
     lines = conn.getresponse().read().decode().splitlines()
-    walls.append((time.perf_counter() - t0) * 1000)
-    res = json.loads(lines[-1])
-    assert res["return_value"] == i, res
-    durs.append(res["metrics"]["duration_ms"])
-walls.sort()
-durs.sort()
-print("%.2f %.2f" % (walls[len(walls) // 2], durs[len(durs) // 2]))
+    seen.append(json.loads(lines[-1])["return_value"])
+ppids = {s[0] for s in seen}
+pids = {s[1] for s in seen}
+print("%d %d %s" % (len(ppids), len(pids), all(s[2] for s in seen)))
 PYEOF
-read -r wall dur <"$T/lat"
-echo "# warm python execution, median of 60: end to end over HTTP $wall ms, executor-measured $dur ms"
-t "warm python executions do not pay interpreter start-up (median end to end $wall ms)" \
-	$PY -c 'import sys; assert float(sys.argv[1]) < 6, sys.argv[1]' "$wall"
+read -r nppid npid preloaded <"$T/warm"
+t "python executions are forks of one warm interpreter (1 parent, 5 children, stdlib preloaded)" \
+	eq "$nppid $npid $preloaded" "1 5 True"
 
 # ---- files API ---------------------------------------------------------------------------
 F="curl -s --unix-socket $SOCK"
@@ -244,6 +243,10 @@ t "reading through a symlink pointing outside is refused with 400" \
 t "writing through a symlink pointing outside is refused and nothing is written" sh -c \
 	'[ "$($1 -o /dev/null -w "%{http_code}" -X PUT --data-binary x "http://x/files/content?path=link-out/new")" = 400 ] && [ ! -e "$2/outside/new" ]' \
 	_ "$F" "$T"
+ln -s "$T/outside/secret" "$WS/file-link"
+t "an upload onto a symlink is refused; the link and its target are untouched" sh -c \
+	'[ "$($1 -o /dev/null -w "%{http_code}" -X PUT --data-binary overwritten "http://x/files/content?path=file-link")" = 400 ] && [ -L "$3/file-link" ] && [ "$(cat "$2/outside/secret")" = secret ]' \
+	_ "$F" "$T" "$WS"
 t "an upload over --max-upload is refused with 413" sh -c '
 	head -c 3000000 /dev/zero >"$2/big"
 	[ "$($1 -o /dev/null -w "%{http_code}" -X PUT --data-binary @"$2/big" "http://x/files/content?path=big")" = 413 ] && [ ! -e "$3/big" ]' \

@@ -12,8 +12,9 @@ extern "C" {
 #endif
 
 /*
- * Threads: called only from the core's scheduler thread, one call at a time. Must not
- * block (no I/O, no sleeping, no core http_request).
+ * Threads: the core serialises calls (one at a time, from whichever core thread is placing
+ * a session). Must not block (no I/O, no sleeping, no core http_request): placement sits
+ * on the session-create path.
  */
 struct sbx_policy_plugin {
 	struct sbx_plugin_header hdr;
