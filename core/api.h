@@ -26,6 +26,7 @@ void api_execute(struct req *r);
 void api_execute_sync(struct req *r);
 void api_execution_get(struct req *r);
 void api_execution_list(struct req *r);
+void api_execution_stream(struct req *r);
 
 /* api_templates.c */
 void api_template_create(struct req *r);

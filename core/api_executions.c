@@ -260,3 +260,56 @@ void api_execution_list(struct req *r)
 	http_reply_json(r, 200, api_page(page, limit, offset, model_execution_view, r->srv));
 	json_decref(page);
 }
+
+/* Append one SSE event to a growing buffer (both freed/owned by the caller). */
+static void sse_append(char **out, size_t *len, const char *type, json_t *data /* stolen */)
+{
+	size_t n;
+	char *e = execs_sse_event(type, data, &n), *nb;
+
+	json_decref(data);
+	if (!e)
+		return;
+	nb = realloc(*out, *len + n);
+	if (nb) {
+		memcpy(nb + *len, e, n);
+		*out = nb;
+		*len += n;
+	}
+	free(e);
+}
+
+/* Live output as Server-Sent Events (start, stdout, stderr, result). A finished execution
+ * is replayed from its record, so a late subscriber gets the same events, once. */
+void api_execution_stream(struct req *r)
+{
+	static const char *const streams[] = {"stdout", "stderr"};
+	struct MHD_Response *resp;
+	const char *st;
+	json_t *rec;
+	char *out = NULL;
+	size_t len = 0;
+
+	if (get_visible_execution(r, r->param[0], &rec) < 0)
+		return;
+	if (execs_stream(r->srv, r->param[0], r)) {
+		json_decref(rec);
+		return;
+	}
+	/* not running (any more): replay from the stored record */
+	for (size_t i = 0; i < 2; i++) {
+		const char *text = json_string_value(json_object_get(rec, streams[i]));
+		if (text && *text)
+			sse_append(&out, &len, streams[i],
+				   json_pack("{s:s, s:s}", "type", streams[i], "data", text));
+	}
+	st = json_string_value(json_object_get(rec, "status"));
+	sse_append(&out, &len,
+		   st && (!strcmp(st, "pending") || !strcmp(st, "running")) ? "status" : "result",
+		   model_execution_view(r->srv, rec));
+	json_decref(rec);
+	resp = MHD_create_response_from_buffer(len, out ? out : (void *)"",
+					       out ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+	http_reply_response(r, 200, resp);
+}

@@ -26,8 +26,29 @@ struct waiter {
 	char exec_id[72];
 };
 
+/* The live event log of one execution, shared by its runner and SSE subscribers; guarded
+ * by execs.mu and freed with its last reference. Bounded: the executor caps each output
+ * stream at max_output, so the log holds at most about 2 x max_output plus the result. */
+struct stream {
+	int refs;
+	char *buf;
+	size_t len, cap;
+	int done;
+	struct sub *subs;
+};
+
+struct sub {
+	struct sub *next;
+	struct stream *st;
+	struct execs *x;
+	struct MHD_Connection *conn;
+	size_t off;
+	int suspended;
+};
+
 struct run {
 	struct run *next;
+	struct stream *stream;
 	struct server *srv;
 	char id[72];
 	char session_id[72];
@@ -72,6 +93,171 @@ static void thread_plugins(struct server *srv, int init)
 		if (!init && d->life.thread_fini)
 			d->life.thread_fini(srv->plugins[i].inst);
 	}
+}
+
+/* ---- live event streams (SSE) ------------------------------------------------------ */
+
+char *execs_sse_event(const char *type, const json_t *data, size_t *len)
+{
+	char *j = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *out = NULL;
+	int n;
+
+	*len = 0;
+	if (!j)
+		return NULL;
+	n = asprintf(&out, "event: %s\ndata: %s\n\n", type, j);
+	free(j);
+	if (n < 0)
+		return NULL;
+	*len = (size_t)n;
+	return out;
+}
+
+/* Append to a stream and wake its suspended readers. Caller holds x->mu. */
+static void stream_append(struct stream *st, const char *data, size_t len)
+{
+	if (!st || st->done)
+		return;
+	if (st->len + len > st->cap) {
+		size_t cap = st->cap ? st->cap : 4096;
+		char *nb;
+		while (cap < st->len + len)
+			cap *= 2;
+		nb = realloc(st->buf, cap);
+		if (!nb)
+			return;
+		st->buf = nb;
+		st->cap = cap;
+	}
+	memcpy(st->buf + st->len, data, len);
+	st->len += len;
+	for (struct sub *s = st->subs; s; s = s->next)
+		if (s->suspended) {
+			s->suspended = 0;
+			MHD_resume_connection(s->conn);
+		}
+}
+
+static void stream_event(struct execs *x, struct stream *st, const char *type, const json_t *data,
+			 int last)
+{
+	size_t len;
+	char *text = execs_sse_event(type, data, &len);
+
+	pthread_mutex_lock(&x->mu);
+	if (text)
+		stream_append(st, text, len);
+	if (last) {
+		st->done = 1;
+		for (struct sub *s = st->subs; s; s = s->next)
+			if (s->suspended) {
+				s->suspended = 0;
+				MHD_resume_connection(s->conn);
+			}
+	}
+	pthread_mutex_unlock(&x->mu);
+	free(text);
+}
+
+/* Caller holds x->mu. */
+static void stream_unref(struct stream *st)
+{
+	if (st && --st->refs == 0) {
+		free(st->buf);
+		free(st);
+	}
+}
+
+/* From the executor's NDJSON stream (runner thread). */
+static void on_executor_event(void *ctx, const json_t *ev)
+{
+	struct run *run = ctx;
+	const char *type = json_string_value(json_object_get(ev, "type"));
+
+	if (!type || !run->stream || strcmp(type, "result") == 0)
+		return; /* the result event is sent with the stored execution, by finish_run */
+	if (strcmp(type, "stdout") && strcmp(type, "stderr") && strcmp(type, "start"))
+		return;
+	stream_event(run->srv->execs, run->stream, type, ev, 0);
+}
+
+/* MHD content reader (MHD's thread): copy what is there, or park the connection until
+ * the runner appends more. */
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sub *s = cls;
+	struct execs *x = s->x;
+	ssize_t n;
+	(void)pos;
+
+	pthread_mutex_lock(&x->mu);
+	if (s->off < s->st->len) {
+		size_t avail = s->st->len - s->off;
+		n = (ssize_t)(avail < max ? avail : max);
+		memcpy(buf, s->st->buf + s->off, (size_t)n);
+		s->off += (size_t)n;
+	} else if (s->st->done) {
+		n = MHD_CONTENT_READER_END_OF_STREAM;
+	} else {
+		s->suspended = 1;
+		MHD_suspend_connection(s->conn);
+		n = 0;
+	}
+	pthread_mutex_unlock(&x->mu);
+	return n;
+}
+
+static void sse_free(void *cls)
+{
+	struct sub *s = cls;
+	struct execs *x = s->x;
+
+	pthread_mutex_lock(&x->mu);
+	for (struct sub **pp = &s->st->subs; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	stream_unref(s->st);
+	pthread_mutex_unlock(&x->mu);
+	free(s);
+}
+
+int execs_stream(struct server *srv, const char *exec_id, struct req *r)
+{
+	struct execs *x = srv->execs;
+	struct MHD_Response *resp;
+	struct run *run;
+	struct sub *s = calloc(1, sizeof *s);
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&x->mu);
+	for (run = x->running; run; run = run->next)
+		if (strcmp(run->id, exec_id) == 0)
+			break;
+	if (!run || !run->stream || x->stop) {
+		pthread_mutex_unlock(&x->mu);
+		free(s);
+		return 0;
+	}
+	s->st = run->stream;
+	s->st->refs++;
+	s->x = x;
+	s->conn = r->conn;
+	s->next = s->st->subs;
+	s->st->subs = s;
+	pthread_mutex_unlock(&x->mu);
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, s, sse_free);
+	if (!resp) {
+		sse_free(s);
+		return 0;
+	}
+	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	http_reply_response(r, 200, resp);
+	return 1;
 }
 
 static void reply_execution(struct req *r, const json_t *rec)
@@ -122,6 +308,11 @@ static void finish_run(struct run *run, json_t *changes)
 		DB(srv)->execution_get(DBI(srv), run->id, &rec, &err);
 	}
 	sessions_touch(srv, run->session_id);
+	if (run->stream) {
+		json_t *view = rec ? model_execution_view(srv, rec) : json_pack("{s:s}", "id", run->id);
+		stream_event(x, run->stream, "result", view, 1);
+		json_decref(view);
+	}
 
 	pthread_mutex_lock(&x->mu);
 	for (pp = &x->running; *pp; pp = &(*pp)->next)
@@ -184,8 +375,8 @@ static void run_one(struct run *run)
 		goto out;
 	}
 	sbx_err_clear(&err);
-	rc = exec_client_execute(run->executor, run->request, run->timeout_ms + 30000, NULL, NULL,
-				 &res, &err);
+	rc = exec_client_execute(run->executor, run->request, run->timeout_ms + 30000,
+				 on_executor_event, run, &res, &err);
 	if (rc < 0) {
 		int64_t now = services_now_ms();
 		char msg[SBX_ERR_MSG_MAX + 64];
@@ -203,6 +394,9 @@ static void run_one(struct run *run)
 	json_decref(res);
 out:
 	log_set_request_id(NULL);
+	pthread_mutex_lock(&srv->execs->mu);
+	stream_unref(run->stream);
+	pthread_mutex_unlock(&srv->execs->mu);
 	json_decref(run->executor);
 	json_decref(run->request);
 	free(run);
@@ -273,6 +467,9 @@ int execs_submit(struct server *srv, const json_t *session, const json_t *exec_r
 	snprintf(run->session_id, sizeof run->session_id, "%s",
 		 json_string_value(json_object_get(session, "id")));
 	run->executor = json_incref(json_object_get(handle, "executor"));
+	run->stream = calloc(1, sizeof *run->stream);
+	if (run->stream)
+		run->stream->refs = 1;
 	run->timeout_ms = (long)json_integer_value(json_object_get(exec_rec, "timeout")) * 1000;
 	run->request = json_pack("{s:s, s:O, s:O, s:I, s:O, s:O, s:I}", "id", run->id, "code",
 				 json_object_get(exec_rec, "code"), "language",
@@ -330,6 +527,9 @@ int execs_submit(struct server *srv, const json_t *session, const json_t *exec_r
 	}
 	return 0;
 fail:
+	pthread_mutex_lock(&x->mu);
+	stream_unref(run->stream);
+	pthread_mutex_unlock(&x->mu);
 	json_decref(run->executor);
 	json_decref(run->request);
 	free(run);

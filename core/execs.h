@@ -25,6 +25,13 @@ int execs_submit(struct server *srv, const json_t *session, const json_t *exec_r
  * reads the record and replies). */
 int execs_wait(struct server *srv, const char *exec_id, struct req *r, int64_t deadline_mono_ms);
 
+/* Live output as Server-Sent Events: if exec_id is running, reply to r with a stream of
+ * its events (start, stdout, stderr, result) from the beginning, and return 1; return 0
+ * when it is not running (the caller replies from the stored record). */
+int execs_stream(struct server *srv, const char *exec_id, struct req *r);
+/* The SSE text of one event (malloc'd): "event: TYPE\ndata: JSON\n\n". */
+char *execs_sse_event(const char *type, const json_t *data, size_t *len);
+
 int execs_session_busy(struct server *srv, const char *session_id);
 void execs_session_ended(struct server *srv, const char *session_id, const char *status);
 int execs_running(struct server *srv);

@@ -139,6 +139,11 @@ static void set_response(struct req *r, unsigned status, struct MHD_Response *re
 	r->resp = resp;
 }
 
+void http_reply_response(struct req *r, unsigned status, struct MHD_Response *resp)
+{
+	set_response(r, status, resp);
+}
+
 void http_reply_json(struct req *r, unsigned status, json_t *body)
 {
 	char *s = NULL;

@@ -53,6 +53,8 @@ void http_reply_error(struct req *r, unsigned status, const char *error_code, co
 /* Map an sbx_err (from a service or plugin) to the standard error reply. not_found_code
  * names the object for 404s, e.g. "Sandbox.SessionNotFound". */
 void http_reply_sbx(struct req *r, int status_code, const sbx_err *e, const char *not_found_code);
+/* Reply with a response built by the caller (e.g. from a content-reader callback). */
+void http_reply_response(struct req *r, unsigned status, struct MHD_Response *resp);
 /* For deferred requests: hand the reply back to MHD. Any thread. */
 void http_complete(struct req *r);
 

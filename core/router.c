@@ -49,6 +49,7 @@ static const struct route routes[] = {
 	{"GET", V1 "/executions/{id}", api_execution_get, R_READ},
 	{"GET", V1 "/executions/{id}/status", api_execution_get, R_READ},
 	{"GET", V1 "/executions/{id}/result", api_execution_get, R_READ},
+	{"GET", V1 "/executions/{id}/stream", api_execution_stream, R_READ},
 
 	{"POST", V1 "/templates", api_template_create, R_ADMIN},
 	{"GET", V1 "/templates", api_template_list, R_READ},
