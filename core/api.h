@@ -47,7 +47,7 @@ json_t *api_body_object(struct req *r);
 /* Parse ?limit&offset with defaults and bounds; replies 422 and returns -1 when invalid. */
 int api_paging(struct req *r, int def_limit, int max_limit, int *limit, int *offset);
 /* Wrap a db page {items,total} into {items,total,limit,offset,has_more}; items mapped by fn. */
-json_t *api_page(json_t *page, int limit, int offset, json_t *(*fn)(struct server *, const json_t *),
-		 struct server *srv);
+json_t *api_page(json_t *page, int limit, int offset,
+		 json_t *(*fn)(struct server *, const json_t *), struct server *srv);
 
 #endif

@@ -15,7 +15,8 @@ json_t *api_body_object(struct req *r)
 	json_t *o;
 
 	if (!r->body || r->body_len == 0) {
-		http_reply_error(r, 400, "Sandbox.InvalidRequest", "Send a JSON object as the body.",
+		http_reply_error(r, 400, "Sandbox.InvalidRequest",
+				 "Send a JSON object as the body.",
 				 "the request has no body; a JSON object is required");
 		return NULL;
 	}
@@ -28,7 +29,8 @@ json_t *api_body_object(struct req *r)
 	}
 	if (!json_is_object(o)) {
 		json_decref(o);
-		http_reply_error(r, 400, "Sandbox.InvalidRequest", "Send a JSON object, not an array or a scalar.",
+		http_reply_error(r, 400, "Sandbox.InvalidRequest",
+				 "Send a JSON object, not an array or a scalar.",
 				 "the body must be a JSON object");
 		return NULL;
 	}
@@ -48,8 +50,8 @@ static int int_param(struct req *r, const char *name, int def, int lo, int hi, i
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno || *end || end == s || v < lo || v > hi) {
-		http_reply_error(r, 422, NULL, NULL, "%s must be an integer in %d..%d (got '%.40s')",
-				 name, lo, hi, s);
+		http_reply_error(r, 422, NULL, NULL,
+				 "%s must be an integer in %d..%d (got '%.40s')", name, lo, hi, s);
 		return -1;
 	}
 	*out = (int)v;
@@ -63,15 +65,16 @@ int api_paging(struct req *r, int def_limit, int max_limit, int *limit, int *off
 	return int_param(r, "offset", 0, 0, 100000000, offset);
 }
 
-json_t *api_page(json_t *page, int limit, int offset, json_t *(*fn)(struct server *, const json_t *),
-		 struct server *srv)
+json_t *api_page(json_t *page, int limit, int offset,
+		 json_t *(*fn)(struct server *, const json_t *), struct server *srv)
 {
 	json_t *items = json_array(), *it;
 	json_int_t total = json_integer_value(json_object_get(page, "total"));
 	size_t i;
 
-	json_array_foreach(json_object_get(page, "items"), i, it)
+	json_array_foreach (json_object_get(page, "items"), i, it)
 		json_array_append_new(items, fn(srv, it));
 	return json_pack("{s:o, s:I, s:i, s:i, s:b}", "items", items, "total", total, "limit",
-			 limit, "offset", offset, "has_more", (json_int_t)(offset + (json_int_t)i) < total);
+			 limit, "offset", offset, "has_more",
+			 (json_int_t)(offset + (json_int_t)i) < total);
 }

@@ -16,9 +16,9 @@
 #include "services.h"
 #include "sessions.h"
 
-#define DB(srv) ((srv)->db->d.db)
-#define DBI(srv) ((srv)->db->inst)
-#define MAX_CODE (1 << 20)
+#define DB(srv)   ((srv)->db->d.db)
+#define DBI(srv)  ((srv)->db->inst)
+#define MAX_CODE  (1 << 20)
 #define MAX_EVENT (1 << 20)
 
 static const char *norm_language(const char *l)
@@ -57,19 +57,23 @@ static json_t *submit(struct req *r)
 	v = json_object_get(body, "code");
 	code = json_string_value(v);
 	if (!code || json_string_length(v) == 0 || json_string_length(v) > MAX_CODE) {
-		http_reply_error(r, 422, NULL, NULL, "code is required: a string of 1..%d bytes", MAX_CODE);
+		http_reply_error(r, 422, NULL, NULL, "code is required: a string of 1..%d bytes",
+				 MAX_CODE);
 		goto fail;
 	}
 	v = json_object_get(body, "language");
 	lang = norm_language(json_string_value(v));
 	if (!lang) {
-		http_reply_error(r, 422, NULL, NULL, "language is required: one of python, javascript, shell");
+		http_reply_error(r, 422, NULL, NULL,
+				 "language is required: one of python, javascript, shell");
 		goto fail;
 	}
 	v = json_object_get(body, "timeout");
 	if (v && !json_is_null(v)) {
-		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 3600) {
-			http_reply_error(r, 422, NULL, NULL, "timeout must be an integer number of seconds in 1..3600");
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 3600) {
+			http_reply_error(r, 422, NULL, NULL,
+					 "timeout must be an integer number of seconds in 1..3600");
 			goto fail;
 		}
 		timeout = json_integer_value(v);
@@ -84,7 +88,8 @@ static json_t *submit(struct req *r)
 		size_t n = dump ? strlen(dump) : 0;
 		free(dump);
 		if (n > MAX_EVENT) {
-			http_reply_error(r, 422, NULL, NULL, "event is larger than %d bytes", MAX_EVENT);
+			http_reply_error(r, 422, NULL, NULL, "event is larger than %d bytes",
+					 MAX_EVENT);
 			goto fail;
 		}
 	}
@@ -104,16 +109,16 @@ static json_t *submit(struct req *r)
 	status = json_string_value(json_object_get(sess, "status"));
 	if (!status || strcmp(status, "running") != 0) {
 		http_reply_error(r, 409, "Sandbox.Conflict", "Create a new session.",
-				 "session '%s' is %s; executions need a running session", r->param[0],
-				 status ? status : "unknown");
+				 "session '%s' is %s; executions need a running session",
+				 r->param[0], status ? status : "unknown");
 		goto fail;
 	}
 	services_new_id("exec-", id, sizeof id);
 	rec = json_pack("{s:s, s:O, s:O, s:s, s:O, s:s, s:I, s:O, s:I, s:I, s:n, s:n}", "id", id,
 			"session_id", json_object_get(sess, "id"), "tenant",
 			json_object_get(sess, "tenant"), "status", "pending", "code",
-			json_object_get(body, "code"), "language", lang, "timeout", timeout, "event",
-			json_object_get(body, "event") ?: json_null(), "created_at",
+			json_object_get(body, "code"), "language", lang, "timeout", timeout,
+			"event", json_object_get(body, "event") ?: json_null(), "created_at",
 			(json_int_t)services_now_ms(), "updated_at", (json_int_t)services_now_ms(),
 			"started_at", "completed_at");
 	rc = DB(srv)->execution_insert(DBI(srv), rec, &err);
@@ -121,7 +126,8 @@ static json_t *submit(struct req *r)
 		rc = execs_submit(srv, sess, rec, env, &err);
 	if (rc < 0) {
 		if (-rc == SBX_E_LIMIT) {
-			json_t *c = json_pack("{s:s, s:s}", "status", "crashed", "error_message", err.message);
+			json_t *c = json_pack("{s:s, s:s}", "status", "crashed", "error_message",
+					      err.message);
 			DB(srv)->execution_update(DBI(srv), id, c, "pending", NULL, NULL);
 			json_decref(c);
 		}
@@ -147,13 +153,15 @@ void api_execute(struct req *r)
 	if (!rec)
 		return;
 	http_reply_json(r, 201,
-			json_pack("{s:O, s:O, s:s, s:o}", "execution_id", json_object_get(rec, "id"),
-				  "session_id", json_object_get(rec, "session_id"), "status", "pending",
+			json_pack("{s:O, s:O, s:s, s:o}", "execution_id",
+				  json_object_get(rec, "id"), "session_id",
+				  json_object_get(rec, "session_id"), "status", "pending",
 				  "created_at", services_iso(json_object_get(rec, "created_at"))));
 	json_decref(rec);
 }
 
-static int float_param(struct req *r, const char *name, double def, double lo, double hi, double *out)
+static int float_param(struct req *r, const char *name, double def, double lo, double hi,
+		       double *out)
 {
 	const char *s = http_query(r, name);
 	char *end;
@@ -166,8 +174,8 @@ static int float_param(struct req *r, const char *name, double def, double lo, d
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
-		http_reply_error(r, 422, NULL, NULL, "%s must be a number in %g..%g (got '%.40s')", name,
-				 lo, hi, s);
+		http_reply_error(r, 422, NULL, NULL, "%s must be a number in %g..%g (got '%.40s')",
+				 name, lo, hi, s);
 		return -1;
 	}
 	*out = v;
@@ -188,8 +196,9 @@ void api_execute_sync(struct req *r)
 	if (execs_wait(r->srv, json_string_value(json_object_get(rec, "id")), r,
 		       r->t0 + (int64_t)(sync_timeout * 1000)) == 0) {
 		/* already finished */
-		if (DB(r->srv)->execution_get(DBI(r->srv), json_string_value(json_object_get(rec, "id")),
-					      &cur, &err) == 0)
+		if (DB(r->srv)->execution_get(DBI(r->srv),
+					      json_string_value(json_object_get(rec, "id")), &cur,
+					      &err) == 0)
 			http_reply_json(r, 200, model_execution_view(r->srv, cur));
 		else
 			http_reply_sbx(r, -SBX_E_INTERNAL, &err, NULL);
@@ -206,19 +215,22 @@ static int get_visible_execution(struct req *r, const char *id, json_t **rec)
 	*rec = NULL;
 	sbx_err_clear(&err);
 	if (!model_valid_id(id)) {
-		http_reply_error(r, 404, "Sandbox.ExecutionNotFound", NULL, "execution '%.64s' not found", id);
+		http_reply_error(r, 404, "Sandbox.ExecutionNotFound", NULL,
+				 "execution '%.64s' not found", id);
 		return -1;
 	}
 	rc = DB(r->srv)->execution_get(DBI(r->srv), id, rec, &err);
 	if (rc == 0 && !router_is_admin(r) &&
-	    strcmp(json_string_value(json_object_get(*rec, "tenant")) ?: "", router_tenant(r)) != 0) {
+	    strcmp(json_string_value(json_object_get(*rec, "tenant")) ?: "", router_tenant(r)) !=
+		0) {
 		json_decref(*rec);
 		*rec = NULL;
 		rc = -SBX_E_NOTFOUND;
 	}
 	if (rc < 0) {
 		if (-rc == SBX_E_NOTFOUND)
-			http_reply_error(r, 404, "Sandbox.ExecutionNotFound", NULL, "execution '%s' not found", id);
+			http_reply_error(r, 404, "Sandbox.ExecutionNotFound", NULL,
+					 "execution '%s' not found", id);
 		else
 			http_reply_sbx(r, rc, &err, NULL);
 		return -1;
@@ -250,7 +262,8 @@ void api_execution_list(struct req *r)
 	json_decref(sess);
 	if (api_paging(r, 50, 200, &limit, &offset) < 0)
 		return;
-	q = json_pack("{s:s, s:i, s:i}", "session_id", r->param[0], "limit", limit, "offset", offset);
+	q = json_pack("{s:s, s:i, s:i}", "session_id", r->param[0], "limit", limit, "offset",
+		      offset);
 	rc = DB(r->srv)->execution_list(DBI(r->srv), q, &page, &err);
 	json_decref(q);
 	if (rc < 0) {
@@ -308,8 +321,8 @@ void api_execution_stream(struct req *r)
 		   st && (!strcmp(st, "pending") || !strcmp(st, "running")) ? "status" : "result",
 		   model_execution_view(r->srv, rec));
 	json_decref(rec);
-	resp = MHD_create_response_from_buffer(len, out ? out : (void *)"",
-					       out ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	resp = MHD_create_response_from_buffer(
+	    len, out ? out : (void *)"", out ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
 	http_reply_response(r, 200, resp);
 }

@@ -21,7 +21,8 @@
 
 /* Normalise a client path relative to /workspace. Returns 0, or -1 with msg. Accepts
  * "a/b", "/workspace/a/b"; refuses absolute paths elsewhere, "..", NUL, control chars. */
-static int clean_path(const char *in, int allow_empty, char *out, size_t len, char *msg, size_t mlen)
+static int clean_path(const char *in, int allow_empty, char *out, size_t len, char *msg,
+		      size_t mlen)
 {
 	const char *p = in ? in : "";
 	size_t o = 0;
@@ -31,7 +32,8 @@ static int clean_path(const char *in, int allow_empty, char *out, size_t len, ch
 	else if (strcmp(p, "/workspace") == 0)
 		p += 10;
 	if (*p == '/') {
-		snprintf(msg, mlen, "path '%.200s' is absolute; give a path relative to /workspace", in);
+		snprintf(msg, mlen, "path '%.200s' is absolute; give a path relative to /workspace",
+			 in);
 		return -1;
 	}
 	if (strlen(p) > MAX_PATH_LEN) {
@@ -42,7 +44,8 @@ static int clean_path(const char *in, int allow_empty, char *out, size_t len, ch
 		const char *e = strchr(p, '/');
 		size_t n = e ? (size_t)(e - p) : strlen(p);
 		if (n == 2 && p[0] == '.' && p[1] == '.') {
-			snprintf(msg, mlen, "path '%.200s' leaves the workspace ('..' is not allowed)", in);
+			snprintf(msg, mlen,
+				 "path '%.200s' leaves the workspace ('..' is not allowed)", in);
 			return -1;
 		}
 		if (!(n == 0 || (n == 1 && p[0] == '.'))) {
@@ -103,7 +106,8 @@ static json_t *live_session(struct req *r)
 		return NULL;
 	}
 	if (strcmp(json_string_value(json_object_get(sess, "status")) ?: "", "running") != 0) {
-		http_reply_error(r, 409, "Sandbox.Conflict", "Files are available while the session runs.",
+		http_reply_error(r, 409, "Sandbox.Conflict",
+				 "Files are available while the session runs.",
 				 "session '%s' is %s", r->param[0],
 				 json_string_value(json_object_get(sess, "status")));
 		json_decref(sess);
@@ -123,18 +127,22 @@ static void reply_executor_error(struct req *r, long status, const char *body, s
 	json_t *j = body ? json_loadb(body, len, 0, NULL) : NULL;
 	const char *msg = json_string_value(json_object_get(j, "error"));
 	if (status == 404)
-		http_reply_error(r, 404, "Sandbox.FileNotFound", NULL, "%s", msg ? msg : "no such file");
+		http_reply_error(r, 404, "Sandbox.FileNotFound", NULL, "%s",
+				 msg ? msg : "no such file");
 	else if (status == 400 || status == 413 || status == 409)
-		http_reply_error(r, (unsigned)status, NULL, NULL, "%s", msg ? msg : "refused by the sandbox");
+		http_reply_error(r, (unsigned)status, NULL, NULL, "%s",
+				 msg ? msg : "refused by the sandbox");
 	else
 		http_reply_error(r, 502, "Sandbox.InternalError", NULL,
-				 "the sandbox's executor answered HTTP %ld: %.200s", status, msg ? msg : "");
+				 "the sandbox's executor answered HTTP %ld: %.200s", status,
+				 msg ? msg : "");
 	json_decref(j);
 }
 
 void api_files_list(struct req *r)
 {
-	char path[MAX_PATH_LEN + 8], enc[3 * MAX_PATH_LEN + 64], q[3 * MAX_PATH_LEN + 128], msg[256];
+	char path[MAX_PATH_LEN + 8], enc[3 * MAX_PATH_LEN + 64], q[3 * MAX_PATH_LEN + 128],
+	    msg[256];
 	const char *limit_s = http_query(r, "limit");
 	json_t *sess, *j = NULL, *files, *f, *out;
 	char *body = NULL;
@@ -147,13 +155,15 @@ void api_files_list(struct req *r)
 		char *end;
 		long l = strtol(limit_s, &end, 10);
 		if (*end || l < 1 || l > 10000) {
-			http_reply_error(r, 422, NULL, NULL, "limit must be an integer in 1..10000");
+			http_reply_error(r, 422, NULL, NULL,
+					 "limit must be an integer in 1..10000");
 			return;
 		}
 		limit = (int)l;
 	}
 	if (clean_path(http_query(r, "path"), 1, path, sizeof path, msg, sizeof msg) < 0) {
-		http_reply_error(r, 400, "Sandbox.InvalidPath", "Use a path relative to /workspace.", "%s", msg);
+		http_reply_error(r, 400, "Sandbox.InvalidPath",
+				 "Use a path relative to /workspace.", "%s", msg);
 		return;
 	}
 	if (!(sess = live_session(r)))
@@ -161,7 +171,8 @@ void api_files_list(struct req *r)
 	urlenc(path, enc, sizeof enc);
 	snprintf(q, sizeof q, "/files?path=%s&limit=%d", enc, limit);
 	sbx_err_clear(&err);
-	if (exec_client_call(executor_of(sess), "GET", q, NULL, 0, 64u << 20, &status, &body, &len, &err) < 0) {
+	if (exec_client_call(executor_of(sess), "GET", q, NULL, 0, 64u << 20, &status, &body, &len,
+			     &err) < 0) {
 		http_reply_sbx(r, -SBX_E_UNAVAILABLE, &err, NULL);
 		goto out;
 	}
@@ -171,13 +182,13 @@ void api_files_list(struct req *r)
 	}
 	j = json_loadb(body ? body : "", len, 0, NULL);
 	files = json_array();
-	json_array_foreach(json_object_get(j, "files"), i, f)
-	{
+	json_array_foreach (json_object_get(j, "files"), i, f) {
 		double mt = json_number_value(json_object_get(f, "modified_time"));
 		json_t *ms = json_integer((json_int_t)(mt * 1000));
-		json_t *e = json_pack("{s:O?, s:O?, s:O?, s:O?, s:o}", "name", json_object_get(f, "name"),
-				      "path", json_object_get(f, "path"), "size", json_object_get(f, "size"),
-				      "type", json_object_get(f, "type"), "modified_time", services_iso(ms));
+		json_t *e = json_pack(
+		    "{s:O?, s:O?, s:O?, s:O?, s:o}", "name", json_object_get(f, "name"), "path",
+		    json_object_get(f, "path"), "size", json_object_get(f, "size"), "type",
+		    json_object_get(f, "type"), "modified_time", services_iso(ms));
 		json_decref(ms);
 		json_array_append_new(files, e);
 	}
@@ -236,7 +247,8 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 
 void api_files_upload(struct req *r)
 {
-	char path[MAX_PATH_LEN + 300], enc[3 * (MAX_PATH_LEN + 300) + 64], q[3 * (MAX_PATH_LEN + 300) + 128];
+	char path[MAX_PATH_LEN + 300], enc[3 * (MAX_PATH_LEN + 300) + 64],
+	    q[3 * (MAX_PATH_LEN + 300) + 128];
 	char msg[256], want[MAX_PATH_LEN + 300];
 	const char *qp = http_query(r, "path"), *base;
 	struct upload u = {0};
@@ -248,26 +260,30 @@ void api_files_upload(struct req *r)
 	sbx_err err;
 
 	if (!r->body_len) {
-		http_reply_error(r, 400, "Sandbox.InvalidRequest", "Send multipart/form-data with a field named file.",
+		http_reply_error(r, 400, "Sandbox.InvalidRequest",
+				 "Send multipart/form-data with a field named file.",
 				 "the upload has no body");
 		return;
 	}
 	pp = MHD_create_post_processor(r->conn, 65536, on_part, &u);
 	if (!pp) {
-		http_reply_error(r, 400, "Sandbox.InvalidRequest", "Send multipart/form-data with a field named file.",
+		http_reply_error(r, 400, "Sandbox.InvalidRequest",
+				 "Send multipart/form-data with a field named file.",
 				 "the upload is not multipart/form-data");
 		return;
 	}
 	if (MHD_post_process(pp, r->body, r->body_len) != MHD_YES) {
 		MHD_destroy_post_processor(pp);
 		free(u.data);
-		http_reply_error(r, 400, "Sandbox.InvalidRequest", NULL, "the multipart body is malformed");
+		http_reply_error(r, 400, "Sandbox.InvalidRequest", NULL,
+				 "the multipart body is malformed");
 		return;
 	}
 	MHD_destroy_post_processor(pp);
 	if (!u.seen) {
 		free(u.data);
-		http_reply_error(r, 400, "Sandbox.InvalidRequest", "Name the multipart field 'file'.",
+		http_reply_error(r, 400, "Sandbox.InvalidRequest",
+				 "Name the multipart field 'file'.",
 				 "the upload has no field named 'file'");
 		return;
 	}
@@ -277,14 +293,16 @@ void api_files_upload(struct req *r)
 	if (!qp || !*qp || qp[strlen(qp) - 1] == '/') {
 		if (!*base) {
 			free(u.data);
-			http_reply_error(r, 400, "Sandbox.InvalidPath", "Give ?path= or a file name in the multipart part.",
+			http_reply_error(r, 400, "Sandbox.InvalidPath",
+					 "Give ?path= or a file name in the multipart part.",
 					 "the upload names no usable file name");
 			return;
 		}
 		if (*base == '/' || strstr(base, "..")) {
 			free(u.data);
-			http_reply_error(r, 400, "Sandbox.InvalidPath", "Use a file name without directories.",
-					 "the uploaded file name '%.200s' leaves the workspace", base);
+			http_reply_error(
+			    r, 400, "Sandbox.InvalidPath", "Use a file name without directories.",
+			    "the uploaded file name '%.200s' leaves the workspace", base);
 			return;
 		}
 		snprintf(want, sizeof want, "%s%s", qp ? qp : "", base);
@@ -292,7 +310,8 @@ void api_files_upload(struct req *r)
 		snprintf(want, sizeof want, "%s", qp);
 	if (clean_path(want, 0, path, sizeof path, msg, sizeof msg) < 0) {
 		free(u.data);
-		http_reply_error(r, 400, "Sandbox.InvalidPath", "Use a path relative to /workspace.", "%s", msg);
+		http_reply_error(r, 400, "Sandbox.InvalidPath",
+				 "Use a path relative to /workspace.", "%s", msg);
 		return;
 	}
 	if (!(sess = live_session(r))) {
@@ -302,14 +321,15 @@ void api_files_upload(struct req *r)
 	urlenc(path, enc, sizeof enc);
 	snprintf(q, sizeof q, "/files/content?path=%s", enc);
 	sbx_err_clear(&err);
-	if (exec_client_call(executor_of(sess), "PUT", q, u.data ? u.data : "", u.len, 1u << 20, &status,
-			     &body, &len, &err) < 0)
+	if (exec_client_call(executor_of(sess), "PUT", q, u.data ? u.data : "", u.len, 1u << 20,
+			     &status, &body, &len, &err) < 0)
 		http_reply_sbx(r, -SBX_E_UNAVAILABLE, &err, NULL);
 	else if (status != 200 && status != 201)
 		reply_executor_error(r, status, body, len);
 	else {
-		http_reply_json(r, 200, json_pack("{s:s, s:s, s:I}", "session_id", r->param[0], "file_path",
-						  path, "size", (json_int_t)u.len));
+		http_reply_json(r, 200,
+				json_pack("{s:s, s:s, s:I}", "session_id", r->param[0], "file_path",
+					  path, "size", (json_int_t)u.len));
 		sessions_touch(r->srv, r->param[0]);
 	}
 	free(body);
@@ -319,7 +339,8 @@ void api_files_upload(struct req *r)
 
 static void file_op(struct req *r, const char *method)
 {
-	char path[MAX_PATH_LEN + 8], enc[3 * MAX_PATH_LEN + 64], q[3 * MAX_PATH_LEN + 128], msg[256];
+	char path[MAX_PATH_LEN + 8], enc[3 * MAX_PATH_LEN + 64], q[3 * MAX_PATH_LEN + 128],
+	    msg[256];
 	json_t *sess;
 	char *body = NULL;
 	size_t len;
@@ -327,7 +348,8 @@ static void file_op(struct req *r, const char *method)
 	sbx_err err;
 
 	if (clean_path(r->param[1], 0, path, sizeof path, msg, sizeof msg) < 0) {
-		http_reply_error(r, 400, "Sandbox.InvalidPath", "Use a path relative to /workspace.", "%s", msg);
+		http_reply_error(r, 400, "Sandbox.InvalidPath",
+				 "Use a path relative to /workspace.", "%s", msg);
 		return;
 	}
 	if (!(sess = live_session(r)))
@@ -337,7 +359,8 @@ static void file_op(struct req *r, const char *method)
 	sbx_err_clear(&err);
 	if (exec_client_call(executor_of(sess), method, q, NULL, 0, (size_t)r->srv->cfg.max_upload,
 			     &status, &body, &len, &err) < 0) {
-		http_reply_sbx(r, err.code == SBX_E_TOOLARGE ? -SBX_E_TOOLARGE : -SBX_E_UNAVAILABLE, &err, NULL);
+		http_reply_sbx(r, err.code == SBX_E_TOOLARGE ? -SBX_E_TOOLARGE : -SBX_E_UNAVAILABLE,
+			       &err, NULL);
 		free(body);
 	} else if (status != 200) {
 		reply_executor_error(r, status, body, len);

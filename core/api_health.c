@@ -15,8 +15,9 @@
 void api_health(struct req *r)
 {
 	http_reply_json(r, 200,
-			json_pack("{s:s, s:s, s:f}", "status", r->srv->stopping ? "stopping" : "healthy",
-				  "version", PACKAGE_VERSION, "uptime",
+			json_pack("{s:s, s:s, s:f}", "status",
+				  r->srv->stopping ? "stopping" : "healthy", "version",
+				  PACKAGE_VERSION, "uptime",
 				  (double)(services_now_ms() - r->srv->started_ms) / 1000.0));
 }
 
@@ -50,8 +51,8 @@ static json_t *check_plugin(struct plugin *p)
 	if (health)
 		rc = health(p->inst, &detail, &err);
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f}", "name", p->spec->name, "kind",
-		      conf_kind_name((int)d->hdr.kind), "module", d->hdr.name, "version", d->hdr.version,
-		      "status", rc < 0 ? "unhealthy" : "healthy", "checked",
+		      conf_kind_name((int)d->hdr.kind), "module", d->hdr.name, "version",
+		      d->hdr.version, "status", rc < 0 ? "unhealthy" : "healthy", "checked",
 		      health ? "health check" : "loaded", "latency_ms",
 		      (double)(services_mono_ms() - t0));
 	if (rc < 0)
@@ -75,10 +76,11 @@ void api_health_detailed(struct req *r)
 	}
 	http_reply_json(r, healthy ? 200 : 503,
 			json_pack("{s:s, s:s, s:f, s:s, s:o, s:{s:i, s:i}}", "status",
-				  healthy ? "healthy" : "unhealthy", "version", PACKAGE_VERSION, "uptime",
-				  (double)(services_now_ms() - srv->started_ms) / 1000.0, "instance",
-				  srv->instance_id, "plugins", plugins, "executions", "running",
-				  execs_running(srv), "max_running", srv->cfg.max_running));
+				  healthy ? "healthy" : "unhealthy", "version", PACKAGE_VERSION,
+				  "uptime", (double)(services_now_ms() - srv->started_ms) / 1000.0,
+				  "instance", srv->instance_id, "plugins", plugins, "executions",
+				  "running", execs_running(srv), "max_running",
+				  srv->cfg.max_running));
 }
 
 void api_metrics(struct req *r)
@@ -99,13 +101,13 @@ void api_openapi(struct req *r)
 void api_docs(struct req *r)
 {
 	static const char page[] =
-		"<!doctype html><html><head><meta charset=utf-8><title>sbxd API</title></head><body>"
-		"<h1>sbxd REST API v1</h1><p>The machine-readable description is at "
-		"<a href=\"/openapi.json\">/openapi.json</a>. Errors share one shape: "
-		"<code>{error_code, description, error_detail, solution, detail}</code>.</p>"
-		"<pre id=p></pre><script>fetch('/openapi.json').then(r=>r.json()).then(j=>{"
-		"document.getElementById('p').textContent=Object.entries(j.paths).map(([p,m])=>"
-		"Object.keys(m).map(x=>x.toUpperCase().padEnd(7)+p).join('\\n')).join('\\n')})</script>"
-		"</body></html>";
+	    "<!doctype html><html><head><meta charset=utf-8><title>sbxd API</title></head><body>"
+	    "<h1>sbxd REST API v1</h1><p>The machine-readable description is at "
+	    "<a href=\"/openapi.json\">/openapi.json</a>. Errors share one shape: "
+	    "<code>{error_code, description, error_detail, solution, detail}</code>.</p>"
+	    "<pre id=p></pre><script>fetch('/openapi.json').then(r=>r.json()).then(j=>{"
+	    "document.getElementById('p').textContent=Object.entries(j.paths).map(([p,m])=>"
+	    "Object.keys(m).map(x=>x.toUpperCase().padEnd(7)+p).join('\\n')).join('\\n')})</script>"
+	    "</body></html>";
 	http_reply_bytes(r, 200, "text/html; charset=utf-8", strdup(page), sizeof page - 1);
 }

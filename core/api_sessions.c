@@ -10,7 +10,7 @@
 #include "router.h"
 #include "sessions.h"
 
-#define DB(srv) ((srv)->db->d.db)
+#define DB(srv)  ((srv)->db->d.db)
 #define DBI(srv) ((srv)->db->inst)
 
 void api_session_create(struct req *r)
@@ -34,8 +34,8 @@ void api_session_create(struct req *r)
 
 void api_session_list(struct req *r)
 {
-	static const char *const statuses[] = {"creating", "running", "completed", "failed",
-					       "timeout", "terminated", NULL};
+	static const char *const statuses[] = {"creating", "running",    "completed", "failed",
+					       "timeout",  "terminated", NULL};
 	const char *status = http_query(r, "status"), *tid = http_query(r, "template_id");
 	json_t *q, *page = NULL;
 	int limit, offset, ok = 0;
@@ -48,7 +48,8 @@ void api_session_list(struct req *r)
 			ok |= strcmp(status, statuses[i]) == 0;
 		if (!ok) {
 			http_reply_error(r, 422, NULL, NULL,
-					 "status must be one of creating, running, completed, failed, timeout, terminated");
+					 "status must be one of creating, running, completed, "
+					 "failed, timeout, terminated");
 			return;
 		}
 	}
@@ -81,8 +82,7 @@ void api_session_get(struct req *r)
 	int rc;
 
 	sbx_err_clear(&err);
-	rc = sessions_get(r->srv, router_tenant(r), router_is_admin(r),
-			  r->param[0], &rec, &err);
+	rc = sessions_get(r->srv, router_tenant(r), router_is_admin(r), r->param[0], &rec, &err);
 	if (rc < 0) {
 		http_reply_sbx(r, rc, &err, "Sandbox.SessionNotFound");
 		return;
@@ -98,8 +98,7 @@ void api_session_terminate(struct req *r)
 	int rc;
 
 	sbx_err_clear(&err);
-	rc = sessions_get(r->srv, router_tenant(r), router_is_admin(r),
-			  r->param[0], &rec, &err);
+	rc = sessions_get(r->srv, router_tenant(r), router_is_admin(r), r->param[0], &rec, &err);
 	if (rc == 0)
 		rc = sessions_finish(r->srv, r->param[0], "terminated", NULL, &out, &err);
 	if (rc < 0) {
@@ -119,8 +118,7 @@ void api_session_delete(struct req *r)
 	int rc;
 
 	sbx_err_clear(&err);
-	rc = sessions_get(r->srv, router_tenant(r), router_is_admin(r),
-			  r->param[0], &rec, &err);
+	rc = sessions_get(r->srv, router_tenant(r), router_is_admin(r), r->param[0], &rec, &err);
 	if (rc == 0)
 		rc = sessions_delete(r->srv, r->param[0], &err);
 	json_decref(rec);

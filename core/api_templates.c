@@ -12,12 +12,20 @@
 #include "services.h"
 #include "sessions.h"
 
-#define DB(srv) ((srv)->db->d.db)
+#define DB(srv)  ((srv)->db->d.db)
 #define DBI(srv) ((srv)->db->inst)
 
-static const char *const fields[] = {"id", "name", "description", "image_url", "runtime_type",
-				     "default_cpu_cores", "default_memory_mb", "default_disk_mb",
-				     "default_timeout_sec", "default_env_vars", NULL};
+static const char *const fields[] = {"id",
+				     "name",
+				     "description",
+				     "image_url",
+				     "runtime_type",
+				     "default_cpu_cores",
+				     "default_memory_mb",
+				     "default_disk_mb",
+				     "default_timeout_sec",
+				     "default_env_vars",
+				     NULL};
 
 static json_t *pick_fields(const json_t *body, int with_id)
 {
@@ -49,7 +57,8 @@ void api_template_create(struct req *r)
 	json_decref(body);
 	if (!json_object_get(rec, "default_env_vars"))
 		json_object_set_new(rec, "default_env_vars", json_object());
-	json_object_set_new(rec, "tenant", router_is_admin(r) ? json_null() : json_string(router_tenant(r)));
+	json_object_set_new(rec, "tenant",
+			    router_is_admin(r) ? json_null() : json_string(router_tenant(r)));
 	json_object_set_new(rec, "created_at", json_integer(now));
 	json_object_set_new(rec, "updated_at", json_integer(now));
 	rc = DB(r->srv)->template_insert(DBI(r->srv), rec, &err);
@@ -79,7 +88,7 @@ void api_template_list(struct req *r)
 	}
 	json_decref(q);
 	out = json_array();
-	json_array_foreach(items, i, it)
+	json_array_foreach (items, i, it)
 		json_array_append_new(out, model_template_view(r->srv, it));
 	json_decref(items);
 	http_reply_json(r, 200, out);
@@ -151,8 +160,8 @@ void api_template_delete(struct req *r)
 		return;
 	}
 	json_decref(t);
-	q = json_pack("{s:s, s:[s,s], s:i, s:i}", "template_id", r->param[0], "statuses", "creating",
-		      "running", "limit", 1, "offset", 0);
+	q = json_pack("{s:s, s:[s,s], s:i, s:i}", "template_id", r->param[0], "statuses",
+		      "creating", "running", "limit", 1, "offset", 0);
 	rc = DB(r->srv)->session_list(DBI(r->srv), q, &page, &err);
 	json_decref(q);
 	if (rc < 0) {
@@ -160,7 +169,8 @@ void api_template_delete(struct req *r)
 		return;
 	}
 	if (json_integer_value(json_object_get(page, "total")) > 0) {
-		http_reply_error(r, 409, "Sandbox.Conflict", "Terminate the sessions that use it first.",
+		http_reply_error(r, 409, "Sandbox.Conflict",
+				 "Terminate the sessions that use it first.",
 				 "template '%s' is used by %lld live session(s)", r->param[0],
 				 (long long)json_integer_value(json_object_get(page, "total")));
 		json_decref(page);

@@ -31,7 +31,8 @@ struct errs {
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static void addf(struct errs *e, const config_setting_t *s, const char *fmt, ...)
+static void
+addf(struct errs *e, const config_setting_t *s, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -39,8 +40,8 @@ static void addf(struct errs *e, const config_setting_t *s, const char *fmt, ...
 	e->n++;
 	if (e->used >= e->len)
 		return;
-	n = snprintf(e->buf + e->used, e->len - e->used, "%s%s:%d: ", e->used ? "\n" : "",
-		     e->file, s ? (int)config_setting_source_line(s) : 0);
+	n = snprintf(e->buf + e->used, e->len - e->used, "%s%s:%d: ", e->used ? "\n" : "", e->file,
+		     s ? (int)config_setting_source_line(s) : 0);
 	if (n > 0)
 		e->used += (size_t)n;
 	if (e->used >= e->len)
@@ -203,39 +204,42 @@ enum vtype { T_STR, T_INT, T_SIZE, T_BOOL, T_LISTEN, T_LEVEL, T_MODE };
 struct key {
 	const char *name;
 	enum vtype type;
-	size_t off;      /* offsetof in struct config */
+	size_t off;       /* offsetof in struct config */
 	int64_t min, max; /* for T_INT / T_SIZE */
 };
 
-#define K(n, t, f, lo, hi) {n, t, offsetof(struct config, f), lo, hi}
+#define K(n, t, f, lo, hi)                                                                         \
+	{                                                                                          \
+		n, t, offsetof(struct config, f), lo, hi                                           \
+	}
 
 static const struct key server_keys[] = {
-	K("listen", T_LISTEN, listen_host, 0, 0),
-	K("data_dir", T_STR, data_dir, 0, 0),
-	K("plugins_dir", T_STR, plugins_dir, 0, 0),
-	K("workers", T_INT, workers, 1, 256),
-	K("max_connections", T_INT, max_connections, 16, 100000),
-	K("max_request_body", T_SIZE, max_body, 4096, 1LL << 30),
-	K("max_upload", T_SIZE, max_upload, 4096, 1LL << 40),
-	K("log_level", T_LEVEL, log_level, 0, 0),
-	K("shutdown_sandboxes", T_MODE, shutdown_destroy, 0, 0),
-	K("shutdown_grace_s", T_INT, shutdown_grace_s, 0, 3600),
-	K("cors_origins", T_STR, cors_origins, 0, 0),
-	{NULL, 0, 0, 0, 0},
+    K("listen", T_LISTEN, listen_host, 0, 0),
+    K("data_dir", T_STR, data_dir, 0, 0),
+    K("plugins_dir", T_STR, plugins_dir, 0, 0),
+    K("workers", T_INT, workers, 1, 256),
+    K("max_connections", T_INT, max_connections, 16, 100000),
+    K("max_request_body", T_SIZE, max_body, 4096, 1LL << 30),
+    K("max_upload", T_SIZE, max_upload, 4096, 1LL << 40),
+    K("log_level", T_LEVEL, log_level, 0, 0),
+    K("shutdown_sandboxes", T_MODE, shutdown_destroy, 0, 0),
+    K("shutdown_grace_s", T_INT, shutdown_grace_s, 0, 3600),
+    K("cors_origins", T_STR, cors_origins, 0, 0),
+    {NULL, 0, 0, 0, 0},
 };
 
 static const struct key session_keys[] = {
-	K("default_timeout", T_INT, session_default_timeout, 1, 30 * 86400),
-	K("max_timeout", T_INT, session_max_timeout, 1, 365 * 86400),
-	K("reap_interval_ms", T_INT, reap_interval_ms, 50, 600000),
-	K("create_timeout_s", T_INT, create_timeout_s, 1, 3600),
-	{NULL, 0, 0, 0, 0},
+    K("default_timeout", T_INT, session_default_timeout, 1, 30 * 86400),
+    K("max_timeout", T_INT, session_max_timeout, 1, 365 * 86400),
+    K("reap_interval_ms", T_INT, reap_interval_ms, 50, 600000),
+    K("create_timeout_s", T_INT, create_timeout_s, 1, 3600),
+    {NULL, 0, 0, 0, 0},
 };
 
 static const struct key exec_keys[] = {
-	K("max_output", T_SIZE, max_output, 1024, 64LL << 20),
-	K("max_running", T_INT, max_running, 1, 100000),
-	{NULL, 0, 0, 0, 0},
+    K("max_output", T_SIZE, max_output, 1024, 64LL << 20),
+    K("max_running", T_INT, max_running, 1, 100000),
+    {NULL, 0, 0, 0, 0},
 };
 
 static void set_one(struct config *cfg, const struct key *k, const config_setting_t *s,
@@ -260,7 +264,8 @@ static void set_one(struct config *cfg, const struct key *k, const config_settin
 			char *h = NULL;
 			int port;
 			if (conf_parse_listen(v, &h, &port) < 0) {
-				addf(e, s, "%s: '%s' is not HOST:PORT (e.g. \"127.0.0.1:8000\")", p, v);
+				addf(e, s, "%s: '%s' is not HOST:PORT (e.g. \"127.0.0.1:8000\")", p,
+				     v);
 				return;
 			}
 			free(cfg->listen_host);
@@ -385,7 +390,8 @@ static void load_plugins(struct config *cfg, const config_setting_t *list, struc
 			}
 			if (strcmp(k, "kind") && strcmp(k, "module") && strcmp(k, "name") &&
 			    strcmp(k, "path")) {
-				addf(e, s, "%s: unknown key (expected kind, module, name, path, config)",
+				addf(e, s,
+				     "%s: unknown key (expected kind, module, name, path, config)",
 				     sp);
 				continue;
 			}
@@ -405,11 +411,14 @@ static void load_plugins(struct config *cfg, const config_setting_t *list, struc
 		ps->line = (int)config_setting_source_line(g);
 		ps->kind = conf_kind_parse(kind);
 		if (!kind) {
-			addf(e, g, "%s.kind: missing (one of runtime, storage, policy, auth, db)", p);
+			addf(e, g, "%s.kind: missing (one of runtime, storage, policy, auth, db)",
+			     p);
 			continue;
 		}
 		if (ps->kind < 0) {
-			addf(e, g, "%s.kind: unknown kind '%s' (one of runtime, storage, policy, auth, db)",
+			addf(e, g,
+			     "%s.kind: unknown kind '%s' (one of runtime, storage, policy, auth, "
+			     "db)",
 			     p, kind);
 			continue;
 		}
@@ -420,7 +429,9 @@ static void load_plugins(struct config *cfg, const config_setting_t *list, struc
 		if (module)
 			for (const char *c = module; *c; c++)
 				if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_') {
-					addf(e, g, "%s.module: '%s' may only hold letters, digits, - and _",
+					addf(e, g,
+					     "%s.module: '%s' may only hold letters, digits, - and "
+					     "_",
 					     p, module);
 					module = NULL;
 					break;
@@ -434,7 +445,9 @@ static void load_plugins(struct config *cfg, const config_setting_t *list, struc
 		for (size_t q = 0; q < cfg->n_plugins; q++)
 			if (strcmp(cfg->plugins[q].name, ps->name) == 0 &&
 			    cfg->plugins[q].kind == ps->kind) {
-				addf(e, g, "%s.name: a %s instance named '%s' is already configured (line %d); give this one another name",
+				addf(e, g,
+				     "%s.name: a %s instance named '%s' is already configured "
+				     "(line %d); give this one another name",
 				     p, kind, ps->name, cfg->plugins[q].line);
 				break;
 			}
@@ -502,7 +515,9 @@ int conf_load(struct config *cfg, const char *file, char *errbuf, size_t errlen)
 			else
 				cfg->templates = to_json(s);
 		} else
-			addf(&e, s, "%s: unknown key (expected server, sessions, executions, plugins, templates)",
+			addf(&e, s,
+			     "%s: unknown key (expected server, sessions, executions, plugins, "
+			     "templates)",
 			     name);
 	}
 	if (cfg->session_default_timeout > cfg->session_max_timeout)

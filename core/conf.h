@@ -11,12 +11,12 @@
 #include <jansson.h>
 
 struct plugin_spec {
-	int kind;        /* enum sbx_plugin_kind */
-	char *module;    /* e.g. "sqlite" */
-	char *name;      /* instance name, defaults to module */
-	char *path;      /* explicit file, or NULL to search plugins_dir */
-	json_t *config;  /* the instance's `config` group as JSON (owned) */
-	int line;        /* where it was declared, for messages */
+	int kind;       /* enum sbx_plugin_kind */
+	char *module;   /* e.g. "sqlite" */
+	char *name;     /* instance name, defaults to module */
+	char *path;     /* explicit file, or NULL to search plugins_dir */
+	json_t *config; /* the instance's `config` group as JSON (owned) */
+	int line;       /* where it was declared, for messages */
 };
 
 struct config {
@@ -28,20 +28,20 @@ struct config {
 	char *plugins_dir;
 	int workers;
 	int max_connections;
-	int64_t max_body;    /* bytes of a JSON request body */
-	int64_t max_upload;  /* bytes of a file upload request */
+	int64_t max_body;   /* bytes of a JSON request body */
+	int64_t max_upload; /* bytes of a file upload request */
 	int log_level;
 	int shutdown_destroy; /* destroy sandboxes on SIGTERM (else keep for re-adoption) */
 	int shutdown_grace_s;
-	char *cors_origins;   /* NULL: CORS off */
+	char *cors_origins; /* NULL: CORS off */
 	/* sessions */
 	int session_default_timeout;
 	int session_max_timeout;
 	int reap_interval_ms;
 	int create_timeout_s;
 	/* executions */
-	int64_t max_output;   /* per stream, bytes */
-	int max_running;      /* concurrent executions in the whole daemon */
+	int64_t max_output; /* per stream, bytes */
+	int max_running;    /* concurrent executions in the whole daemon */
 	/* plugins */
 	struct plugin_spec *plugins;
 	size_t n_plugins;

@@ -131,9 +131,10 @@ static CURL *prepare(const json_t *executor, const char *path, long timeout_ms,
 static int curl_fail(CURLcode cc, const char *what, sbx_err *err)
 {
 	if (cc == CURLE_OPERATION_TIMEDOUT)
-		return sbx_err_set(err, SBX_E_TIMEOUT, "the sandbox's executor did not answer %s in time", what);
-	return sbx_err_set(err, SBX_E_UNAVAILABLE, "the sandbox's executor is unreachable (%s): %s", what,
-			   curl_easy_strerror(cc));
+		return sbx_err_set(err, SBX_E_TIMEOUT,
+				   "the sandbox's executor did not answer %s in time", what);
+	return sbx_err_set(err, SBX_E_UNAVAILABLE, "the sandbox's executor is unreachable (%s): %s",
+			   what, curl_easy_strerror(cc));
 }
 
 int exec_client_execute(const json_t *executor, const json_t *request, long timeout_ms,
@@ -162,21 +163,26 @@ int exec_client_execute(const json_t *executor, const json_t *request, long time
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (cc != CURLE_OK && !s.result) {
-		rc = s.overflow ? sbx_err_set(err, SBX_E_INTERNAL, "the executor sent an oversized event")
-				: curl_fail(cc, "POST /execute", err);
+		rc = s.overflow
+			 ? sbx_err_set(err, SBX_E_INTERNAL, "the executor sent an oversized event")
+			 : curl_fail(cc, "POST /execute", err);
 		goto out;
 	}
 	if (status != 200 && !s.result) {
 		if (s.len && s.buf) {
 			s.buf[s.len] = '\0';
 		}
-		rc = sbx_err_set(err, status == 409 ? SBX_E_CONFLICT : status == 429 ? SBX_E_LIMIT : SBX_E_INTERNAL,
+		rc = sbx_err_set(err,
+				 status == 409   ? SBX_E_CONFLICT
+				 : status == 429 ? SBX_E_LIMIT
+						 : SBX_E_INTERNAL,
 				 "the executor refused the execution (HTTP %ld): %.300s", status,
 				 s.len && s.buf ? s.buf : "");
 		goto out;
 	}
 	if (!s.result) {
-		rc = sbx_err_set(err, SBX_E_UNAVAILABLE, "the executor's stream ended without a result");
+		rc = sbx_err_set(err, SBX_E_UNAVAILABLE,
+				 "the executor's stream ended without a result");
 		goto out;
 	}
 	*result = s.result;
@@ -249,7 +255,8 @@ int exec_client_call(const json_t *executor, const char *method, const char *pat
 	cc = curl_easy_perform(c);
 	if (cc != CURLE_OK) {
 		free(k.buf);
-		rc = k.over ? sbx_err_set(err, SBX_E_TOOLARGE, "the file is larger than %zu bytes", max_bytes)
+		rc = k.over ? sbx_err_set(err, SBX_E_TOOLARGE, "the file is larger than %zu bytes",
+					  max_bytes)
 			    : curl_fail(cc, path_and_query, err);
 		goto out;
 	}
@@ -271,13 +278,16 @@ int exec_client_result(const json_t *executor, const char *id, json_t **result, 
 
 	*result = NULL;
 	snprintf(path, sizeof path, "/executions/%s", id);
-	rc = exec_client_call(executor, "GET", path, NULL, 0, 200u << 20, &status, &body, &len, err);
+	rc =
+	    exec_client_call(executor, "GET", path, NULL, 0, 200u << 20, &status, &body, &len, err);
 	if (rc < 0)
 		return rc;
 	if (status == 404)
-		rc = sbx_err_set(err, SBX_E_NOTFOUND, "the executor does not know execution %s", id);
+		rc =
+		    sbx_err_set(err, SBX_E_NOTFOUND, "the executor does not know execution %s", id);
 	else if (status != 200 || !(*result = json_loadb(body ? body : "", len, 0, NULL)))
-		rc = sbx_err_set(err, SBX_E_INTERNAL, "the executor answered HTTP %ld for %s", status, path);
+		rc = sbx_err_set(err, SBX_E_INTERNAL, "the executor answered HTTP %ld for %s",
+				 status, path);
 	free(body);
 	return rc;
 }

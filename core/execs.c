@@ -73,15 +73,15 @@ struct execs {
 	pthread_cond_t cv;
 	struct run *running;
 	int n_running;
-	struct idle *idle;    /* parked runner threads, most recently parked first */
-	int completing;       /* runners replying to waiters they took off a run */
+	struct idle *idle; /* parked runner threads, most recently parked first */
+	int completing;    /* runners replying to waiters they took off a run */
 	int n_threads;
 	pthread_t timer;
 	int stop;
 	int timer_started;
 };
 
-#define DB(srv) ((srv)->db->d.db)
+#define DB(srv)  ((srv)->db->d.db)
 #define DBI(srv) ((srv)->db->inst)
 
 static void thread_plugins(struct server *srv, int init)
@@ -269,9 +269,10 @@ static void reply_execution(struct req *r, const json_t *rec)
 /* Turn the executor's result event into the changes stored on the execution. */
 static json_t *result_changes(const json_t *res, int64_t started, int64_t now)
 {
-	static const char *const copy[] = {"status", "exit_code", "error_message", "return_value",
-					   "stdout", "stderr", "stdout_truncated", "stderr_truncated",
-					   "return_value_truncated", "metrics", "artifacts"};
+	static const char *const copy[] = {
+	    "status",   "exit_code",        "error_message",    "return_value",           "stdout",
+	    "stderr",   "stdout_truncated", "stderr_truncated", "return_value_truncated", "metrics",
+	    "artifacts"};
 	json_t *c = json_object();
 	double dur;
 
@@ -309,7 +310,8 @@ static void finish_run(struct run *run, json_t *changes)
 	}
 	sessions_touch(srv, run->session_id);
 	if (run->stream) {
-		json_t *view = rec ? model_execution_view(srv, rec) : json_pack("{s:s}", "id", run->id);
+		json_t *view =
+		    rec ? model_execution_view(srv, rec) : json_pack("{s:s}", "id", run->id);
 		stream_event(x, run->stream, "result", view, 1);
 		json_decref(view);
 	}
@@ -346,8 +348,9 @@ static void finish_run(struct run *run, json_t *changes)
 		pthread_mutex_unlock(&x->mu);
 	}
 	{
-		json_t *labels = json_pack("{s:s}", "status",
-					   json_string_value(json_object_get(changes, "status")) ?: "unknown");
+		json_t *labels =
+		    json_pack("{s:s}", "status",
+			      json_string_value(json_object_get(changes, "status")) ?: "unknown");
 		metrics_counter_add(srv->metrics, "sbxd_executions_total", labels, 1);
 		json_decref(labels);
 	}
@@ -363,13 +366,14 @@ static void run_one(struct run *run)
 	int rc;
 
 	log_set_request_id(run->id);
-	changes = json_pack("{s:s, s:I, s:I}", "status", "running", "started_at", (json_int_t)started,
-			    "updated_at", (json_int_t)started);
+	changes = json_pack("{s:s, s:I, s:I}", "status", "running", "started_at",
+			    (json_int_t)started, "updated_at", (json_int_t)started);
 	rc = DB(srv)->execution_update(DBI(srv), run->id, changes, "pending", NULL, &err);
 	json_decref(changes);
 	if (rc < 0) {
 		LOG_W("execution=%s cannot start: %s", run->id, err.message);
-		changes = json_pack("{s:s, s:s}", "status", "crashed", "error_message", err.message);
+		changes =
+		    json_pack("{s:s, s:s}", "status", "crashed", "error_message", err.message);
 		finish_run(run, changes);
 		json_decref(changes);
 		goto out;
@@ -380,11 +384,12 @@ static void run_one(struct run *run)
 	if (rc < 0) {
 		int64_t now = services_now_ms();
 		char msg[SBX_ERR_MSG_MAX + 64];
-		snprintf(msg, sizeof msg, "the sandbox failed during the execution: %s", err.message);
+		snprintf(msg, sizeof msg, "the sandbox failed during the execution: %s",
+			 err.message);
 		changes = json_pack("{s:s, s:s, s:i, s:f, s:I, s:I}", "status", "crashed",
 				    "error_message", msg, "exit_code", -1, "execution_time",
-				    (double)(now - started) / 1000.0, "completed_at", (json_int_t)now,
-				    "updated_at", (json_int_t)now);
+				    (double)(now - started) / 1000.0, "completed_at",
+				    (json_int_t)now, "updated_at", (json_int_t)now);
 	} else
 		changes = result_changes(res, started, services_now_ms());
 	finish_run(run, changes);
@@ -447,8 +452,6 @@ static void *runner(void *arg)
 	return NULL;
 }
 
-
-
 int execs_submit(struct server *srv, const json_t *session, const json_t *exec_rec,
 		 const json_t *env, sbx_err *err)
 {
@@ -484,7 +487,8 @@ int execs_submit(struct server *srv, const json_t *session, const json_t *exec_r
 	pthread_mutex_lock(&x->mu);
 	if (x->stop || x->n_running >= srv->cfg.max_running) {
 		pthread_mutex_unlock(&x->mu);
-		rc = sbx_err_set(err, SBX_E_LIMIT, "%d executions are already running (executions.max_running)",
+		rc = sbx_err_set(err, SBX_E_LIMIT,
+				 "%d executions are already running (executions.max_running)",
 				 srv->cfg.max_running);
 		goto fail;
 	}
@@ -522,7 +526,8 @@ int execs_submit(struct server *srv, const json_t *session, const json_t *exec_r
 		x->n_running--;
 		x->n_threads--;
 		pthread_mutex_unlock(&x->mu);
-		rc = sbx_err_set(err, SBX_E_LIMIT, "cannot start an execution thread: %s", strerror(rc));
+		rc = sbx_err_set(err, SBX_E_LIMIT, "cannot start an execution thread: %s",
+				 strerror(rc));
 		goto fail;
 	}
 	return 0;
@@ -597,8 +602,10 @@ static void *timer_main(void *arg)
 				struct waiter *w = expired;
 				expired = w->next;
 				http_reply_error(w->r, 408, "Sandbox.ExecTimeout",
-						 "Raise sync_timeout, or poll GET /api/v1/executions/{id}/result.",
-						 "execution %s did not finish within sync_timeout; it goes on: poll GET /api/v1/executions/%s",
+						 "Raise sync_timeout, or poll GET "
+						 "/api/v1/executions/{id}/result.",
+						 "execution %s did not finish within sync_timeout; "
+						 "it goes on: poll GET /api/v1/executions/%s",
 						 w->exec_id, w->exec_id);
 				http_complete(w->r);
 				free(w);
@@ -662,7 +669,8 @@ void execs_stop(struct server *srv)
 		struct waiter *w = all;
 		all = w->next;
 		http_reply_error(w->r, 503, "Sandbox.Unavailable", NULL,
-				 "the server is shutting down; the execution's result will be collected after restart");
+				 "the server is shutting down; the execution's result will be "
+				 "collected after restart");
 		http_complete(w->r);
 		free(w);
 	}
@@ -719,8 +727,7 @@ void execs_recover(struct server *srv)
 		return;
 	}
 	json_decref(q);
-	json_array_foreach(json_object_get(page, "items"), i, it)
-	{
+	json_array_foreach (json_object_get(page, "items"), i, it) {
 		const char *id = json_string_value(json_object_get(it, "id"));
 		const char *sid = json_string_value(json_object_get(it, "session_id"));
 		const char *st = json_string_value(json_object_get(it, "status"));
@@ -733,12 +740,18 @@ void execs_recover(struct server *srv)
 				       id, &res, &err) == 0) {
 			const char *rs = json_string_value(json_object_get(res, "status"));
 			if (rs && strcmp(rs, "running") != 0 && strcmp(rs, "pending") != 0)
-				changes = result_changes(res, json_integer_value(json_object_get(it, "started_at")) ?: now, now);
+				changes = result_changes(
+				    res,
+				    json_integer_value(json_object_get(it, "started_at")) ?: now,
+				    now);
 		}
 		if (!changes)
-			changes = json_pack("{s:s, s:s, s:i, s:I, s:I}", "status", "crashed", "error_message",
-					    "sbxd restarted while the execution was in flight and its result could not be collected",
-					    "exit_code", -1, "completed_at", (json_int_t)now, "updated_at", (json_int_t)now);
+			changes = json_pack("{s:s, s:s, s:i, s:I, s:I}", "status", "crashed",
+					    "error_message",
+					    "sbxd restarted while the execution was in flight and "
+					    "its result could not be collected",
+					    "exit_code", -1, "completed_at", (json_int_t)now,
+					    "updated_at", (json_int_t)now);
 		if (DB(srv)->execution_update(DBI(srv), id, changes, st, NULL, &err) == 0)
 			settled++;
 		json_decref(changes);
@@ -746,6 +759,7 @@ void execs_recover(struct server *srv)
 		json_decref(sess);
 	}
 	if (settled)
-		LOG_I("recovery: settled %d execution(s) left in flight by the previous process", settled);
+		LOG_I("recovery: settled %d execution(s) left in flight by the previous process",
+		      settled);
 	json_decref(page);
 }

@@ -116,7 +116,8 @@ static void add_common_headers(struct req *r, struct MHD_Response *resp)
 				l--;
 			}
 			if ((l == 1 && *p == '*') || (l == ol && strncmp(p, origin, l) == 0)) {
-				MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+				MHD_add_response_header(resp, "Access-Control-Allow-Origin",
+							origin);
 				MHD_add_response_header(resp, "Vary", "Origin");
 				break;
 			}
@@ -154,7 +155,8 @@ void http_reply_json(struct req *r, unsigned status, json_t *body)
 	json_decref(body);
 	if (body && !s) {
 		status = 500;
-		s = strdup("{\"error_code\":\"Sandbox.InternalError\",\"description\":\"out of memory\"}");
+		s = strdup(
+		    "{\"error_code\":\"Sandbox.InternalError\",\"description\":\"out of memory\"}");
 	}
 	if (!s) { /* 204 */
 		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -167,9 +169,8 @@ void http_reply_json(struct req *r, unsigned status, json_t *body)
 
 void http_reply_bytes(struct req *r, unsigned status, const char *ctype, char *data, size_t len)
 {
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, data ? data : (void *)"",
-						data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+	    len, data ? data : (void *)"", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 	MHD_add_response_header(resp, "Content-Type", ctype);
 	set_response(r, status, resp);
 }
@@ -177,36 +178,60 @@ void http_reply_bytes(struct req *r, unsigned status, const char *ctype, char *d
 static const char *code_for_status(unsigned status)
 {
 	switch (status) {
-	case 400: return "Sandbox.InvalidRequest";
-	case 401: return "Sandbox.Unauthorized";
-	case 403: return "Sandbox.Forbidden";
-	case 404: return "Sandbox.NotFound";
-	case 405: return "Sandbox.MethodNotAllowed";
-	case 408: return "Sandbox.ExecTimeout";
-	case 409: return "Sandbox.Conflict";
-	case 413: return "Sandbox.PayloadTooLarge";
-	case 422: return "Sandbox.InvalidParameter";
-	case 429: return "Sandbox.TooManyRequests";
-	case 501: return "Sandbox.NotImplemented";
-	case 503: return "Sandbox.Unavailable";
-	default: return "Sandbox.InternalError";
+	case 400:
+		return "Sandbox.InvalidRequest";
+	case 401:
+		return "Sandbox.Unauthorized";
+	case 403:
+		return "Sandbox.Forbidden";
+	case 404:
+		return "Sandbox.NotFound";
+	case 405:
+		return "Sandbox.MethodNotAllowed";
+	case 408:
+		return "Sandbox.ExecTimeout";
+	case 409:
+		return "Sandbox.Conflict";
+	case 413:
+		return "Sandbox.PayloadTooLarge";
+	case 422:
+		return "Sandbox.InvalidParameter";
+	case 429:
+		return "Sandbox.TooManyRequests";
+	case 501:
+		return "Sandbox.NotImplemented";
+	case 503:
+		return "Sandbox.Unavailable";
+	default:
+		return "Sandbox.InternalError";
 	}
 }
 
 static const char *default_solution(unsigned status)
 {
 	switch (status) {
-	case 400: return "Fix the request as described and send it again.";
-	case 401: return "Send a valid credential in the Authorization header.";
-	case 403: return "Use a credential whose role allows this action.";
-	case 404: return "Check the id; list the collection to see what exists.";
-	case 408: return "Raise sync_timeout, or use the asynchronous execute and poll the result.";
-	case 409: return "Re-read the object's current state and retry if it still makes sense.";
-	case 413: return "Send a smaller body; the limit is set in the server configuration.";
-	case 422: return "Correct the named field and send the request again.";
-	case 429: return "Wait for the time in Retry-After, or raise the limit in the configuration.";
-	case 503: return "Retry later; the server logs say which dependency is down.";
-	default: return "Retry later; if it persists, report it with the X-Request-ID.";
+	case 400:
+		return "Fix the request as described and send it again.";
+	case 401:
+		return "Send a valid credential in the Authorization header.";
+	case 403:
+		return "Use a credential whose role allows this action.";
+	case 404:
+		return "Check the id; list the collection to see what exists.";
+	case 408:
+		return "Raise sync_timeout, or use the asynchronous execute and poll the result.";
+	case 409:
+		return "Re-read the object's current state and retry if it still makes sense.";
+	case 413:
+		return "Send a smaller body; the limit is set in the server configuration.";
+	case 422:
+		return "Correct the named field and send the request again.";
+	case 429:
+		return "Wait for the time in Retry-After, or raise the limit in the configuration.";
+	case 503:
+		return "Retry later; the server logs say which dependency is down.";
+	default:
+		return "Retry later; if it persists, report it with the X-Request-ID.";
 	}
 }
 
@@ -232,19 +257,19 @@ void http_reply_error(struct req *r, unsigned status, const char *error_code, co
 void http_reply_sbx(struct req *r, int status_code, const sbx_err *e, const char *not_found_code)
 {
 	static const unsigned map[] = {
-		[0] = 500,
-		[SBX_E_INTERNAL] = 500,
-		[SBX_E_INVALID] = 422,
-		[SBX_E_NOTFOUND] = 404,
-		[SBX_E_CONFLICT] = 409,
-		[SBX_E_UNAVAILABLE] = 503,
-		[SBX_E_TIMEOUT] = 408,
-		[SBX_E_TOOLARGE] = 413,
-		[SBX_E_UNAUTHORIZED] = 401,
-		[SBX_E_FORBIDDEN] = 403,
-		[SBX_E_LIMIT] = 429,
-		[SBX_E_BADREQUEST] = 400,
-		[SBX_E_UNSUPPORTED] = 501,
+	    [0] = 500,
+	    [SBX_E_INTERNAL] = 500,
+	    [SBX_E_INVALID] = 422,
+	    [SBX_E_NOTFOUND] = 404,
+	    [SBX_E_CONFLICT] = 409,
+	    [SBX_E_UNAVAILABLE] = 503,
+	    [SBX_E_TIMEOUT] = 408,
+	    [SBX_E_TOOLARGE] = 413,
+	    [SBX_E_UNAUTHORIZED] = 401,
+	    [SBX_E_FORBIDDEN] = 403,
+	    [SBX_E_LIMIT] = 429,
+	    [SBX_E_BADREQUEST] = 400,
+	    [SBX_E_UNSUPPORTED] = 501,
 	};
 	int code = status_code < 0 ? -status_code : (e ? e->code : SBX_E_INTERNAL);
 	unsigned status = (code > 0 && code <= SBX_E_UNSUPPORTED) ? map[code] : 500;
@@ -337,9 +362,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		pthread_mutex_unlock(&srv->httpd->mu);
 		cl = http_header(r, "content-length");
 		if (cl && strtoll(cl, NULL, 10) > r->body_limit) {
-			http_reply_error(r, 413, NULL, NULL,
-					 "the request body (%s bytes) is larger than the limit of %lld bytes",
-					 cl, (long long)r->body_limit);
+			http_reply_error(
+			    r, 413, NULL, NULL,
+			    "the request body (%s bytes) is larger than the limit of %lld bytes",
+			    cl, (long long)r->body_limit);
 			r->state = ST_READY;
 			return MHD_queue_response(conn, r->status, r->resp);
 		}
@@ -402,8 +428,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	secs = (double)(services_mono_ms() - r->t0) / 1000.0;
 	snprintf(st, sizeof st, "%u", r->status);
 	log_set_request_id(r->id);
-	log_msg(SBX_LOG_INFO, "http", "method=%s path=%s status=%u ms=%.1f remote=%s%s",
-		r->method, r->path, r->status, secs * 1000.0, r->remote,
+	log_msg(SBX_LOG_INFO, "http", "method=%s path=%s status=%u ms=%.1f remote=%s%s", r->method,
+		r->path, r->status, secs * 1000.0, r->remote,
 		toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
 	log_set_request_id(NULL);
 	labels = json_pack("{s:s, s:s, s:s}", "method", r->method, "route",
@@ -503,7 +529,8 @@ void http_stop(struct server *srv, int grace_s)
 		if (pthread_cond_timedwait(&h->cv, &h->mu, &dl) == ETIMEDOUT)
 			break;
 	if (h->inflight > 0)
-		LOG_W("stopping with %d request(s) still in flight after %d s", h->inflight, grace_s);
+		LOG_W("stopping with %d request(s) still in flight after %d s", h->inflight,
+		      grace_s);
 	pthread_mutex_unlock(&h->mu);
 	MHD_stop_daemon(h->d);
 	h->d = NULL;

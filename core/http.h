@@ -16,13 +16,13 @@ struct req {
 	struct server *srv;
 	struct MHD_Connection *conn;
 	char method[16];
-	char *path;        /* decoded URL path */
-	json_t *query;     /* {name: value} */
-	json_t *headers;   /* {lower-case name: value} */
+	char *path;      /* decoded URL path */
+	json_t *query;   /* {name: value} */
+	json_t *headers; /* {lower-case name: value} */
 	char *body;
 	size_t body_len, body_cap;
 	int64_t body_limit;
-	char id[72];       /* request id */
+	char id[72]; /* request id */
 	char remote[64];
 	json_t *principal; /* from auth, or NULL */
 	int64_t t0;        /* monotonic ms at arrival */
@@ -47,9 +47,9 @@ void http_reply_bytes(struct req *r, unsigned status, const char *ctype, char *d
 void http_reply_error(struct req *r, unsigned status, const char *error_code, const char *solution,
 		      const char *fmt, ...)
 #if defined(__GNUC__)
-	__attribute__((format(printf, 5, 6)))
+    __attribute__((format(printf, 5, 6)))
 #endif
-	;
+    ;
 /* Map an sbx_err (from a service or plugin) to the standard error reply. not_found_code
  * names the object for 404s, e.g. "Sandbox.SessionNotFound". */
 void http_reply_sbx(struct req *r, int status_code, const sbx_err *e, const char *not_found_code);

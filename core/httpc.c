@@ -128,8 +128,12 @@ static const char *jstr(const json_t *o, const char *k)
 int httpc_request(const json_t *req, const void *body, size_t body_len, sbx_read_fn read_fn,
 		  void *read_ctx, sbx_write_fn sink, void *sink_ctx, json_t **resp, sbx_err *err)
 {
-	struct xfer x = {.sink = sink, .sink_ctx = sink_ctx, .read_fn = read_fn,
-			 .read_ctx = read_ctx, .body = body, .body_len = body_len};
+	struct xfer x = {.sink = sink,
+			 .sink_ctx = sink_ctx,
+			 .read_fn = read_fn,
+			 .read_ctx = read_ctx,
+			 .body = body,
+			 .body_len = body_len};
 	struct curl_slist *hdrs = NULL;
 	const char *method, *url, *k, *s;
 	json_t *v;
@@ -173,8 +177,7 @@ int httpc_request(const json_t *req, const void *body, size_t body_len, sbx_read
 		curl_easy_setopt(c, CURLOPT_SSLCERT, s);
 	if ((s = jstr(req, "key")))
 		curl_easy_setopt(c, CURLOPT_SSLKEY, s);
-	json_object_foreach((json_t *)json_object_get(req, "headers"), k, v)
-	{
+	json_object_foreach ((json_t *)json_object_get(req, "headers"), k, v) {
 		char line[4096];
 		if (!json_is_string(v))
 			continue;
@@ -200,8 +203,7 @@ int httpc_request(const json_t *req, const void *body, size_t body_len, sbx_read
 					 "response from %s is larger than %u bytes", url,
 					 COLLECT_MAX);
 		else if (x.sink_failed)
-			rc = sbx_err_set(err, SBX_E_INTERNAL, "receiving from %s was aborted",
-					 url);
+			rc = sbx_err_set(err, SBX_E_INTERNAL, "receiving from %s was aborted", url);
 		else if (cc == CURLE_OPERATION_TIMEDOUT)
 			rc = sbx_err_set(err, SBX_E_TIMEOUT, "%s %s: no answer within %ld ms",
 					 method, url, timeout_ms);

@@ -12,9 +12,9 @@
 #include "loader.h"
 
 struct kind_abi {
-	size_t size;               /* sizeof the 1.0 descriptor */
+	size_t size;                 /* sizeof the 1.0 descriptor */
 	const char *const *required; /* mandatory method names */
-	const size_t *offsets;     /* their offsets */
+	const size_t *offsets;       /* their offsets */
 	size_t n_required;
 };
 
@@ -27,14 +27,14 @@ static const size_t life_offs[] = {offsetof(struct sbx_plugin, life.create),
 static const char *const rt_names[] = {"sandbox_create", "sandbox_destroy", "sandbox_status",
 				       "sandbox_list"};
 static const size_t rt_offs[] = {
-	OFF(struct sbx_runtime_plugin, sandbox_create), OFF(struct sbx_runtime_plugin, sandbox_destroy),
-	OFF(struct sbx_runtime_plugin, sandbox_status), OFF(struct sbx_runtime_plugin, sandbox_list)};
+    OFF(struct sbx_runtime_plugin, sandbox_create), OFF(struct sbx_runtime_plugin, sandbox_destroy),
+    OFF(struct sbx_runtime_plugin, sandbox_status), OFF(struct sbx_runtime_plugin, sandbox_list)};
 
 static const char *const st_names[] = {"put", "get", "head", "list", "del", "del_prefix"};
 static const size_t st_offs[] = {
-	OFF(struct sbx_storage_plugin, put),  OFF(struct sbx_storage_plugin, get),
-	OFF(struct sbx_storage_plugin, head), OFF(struct sbx_storage_plugin, list),
-	OFF(struct sbx_storage_plugin, del),  OFF(struct sbx_storage_plugin, del_prefix)};
+    OFF(struct sbx_storage_plugin, put),  OFF(struct sbx_storage_plugin, get),
+    OFF(struct sbx_storage_plugin, head), OFF(struct sbx_storage_plugin, list),
+    OFF(struct sbx_storage_plugin, del),  OFF(struct sbx_storage_plugin, del_prefix)};
 
 static const char *const po_names[] = {"select_node"};
 static const size_t po_offs[] = {OFF(struct sbx_policy_plugin, select_node)};
@@ -43,28 +43,28 @@ static const char *const au_names[] = {"authenticate"};
 static const size_t au_offs[] = {OFF(struct sbx_auth_plugin, authenticate)};
 
 static const char *const db_names[] = {
-	"session_insert",   "session_get",      "session_list",     "session_update",
-	"session_delete",   "execution_insert", "execution_get",    "execution_list",
-	"execution_update", "template_insert",  "template_get",     "template_list",
-	"template_update",  "template_delete",  "lease_acquire",    "lease_release"};
+    "session_insert",   "session_get",      "session_list",  "session_update",
+    "session_delete",   "execution_insert", "execution_get", "execution_list",
+    "execution_update", "template_insert",  "template_get",  "template_list",
+    "template_update",  "template_delete",  "lease_acquire", "lease_release"};
 static const size_t db_offs[] = {
-	OFF(struct sbx_db_plugin, session_insert),   OFF(struct sbx_db_plugin, session_get),
-	OFF(struct sbx_db_plugin, session_list),     OFF(struct sbx_db_plugin, session_update),
-	OFF(struct sbx_db_plugin, session_delete),   OFF(struct sbx_db_plugin, execution_insert),
-	OFF(struct sbx_db_plugin, execution_get),    OFF(struct sbx_db_plugin, execution_list),
-	OFF(struct sbx_db_plugin, execution_update), OFF(struct sbx_db_plugin, template_insert),
-	OFF(struct sbx_db_plugin, template_get),     OFF(struct sbx_db_plugin, template_list),
-	OFF(struct sbx_db_plugin, template_update),  OFF(struct sbx_db_plugin, template_delete),
-	OFF(struct sbx_db_plugin, lease_acquire),    OFF(struct sbx_db_plugin, lease_release)};
+    OFF(struct sbx_db_plugin, session_insert),   OFF(struct sbx_db_plugin, session_get),
+    OFF(struct sbx_db_plugin, session_list),     OFF(struct sbx_db_plugin, session_update),
+    OFF(struct sbx_db_plugin, session_delete),   OFF(struct sbx_db_plugin, execution_insert),
+    OFF(struct sbx_db_plugin, execution_get),    OFF(struct sbx_db_plugin, execution_list),
+    OFF(struct sbx_db_plugin, execution_update), OFF(struct sbx_db_plugin, template_insert),
+    OFF(struct sbx_db_plugin, template_get),     OFF(struct sbx_db_plugin, template_list),
+    OFF(struct sbx_db_plugin, template_update),  OFF(struct sbx_db_plugin, template_delete),
+    OFF(struct sbx_db_plugin, lease_acquire),    OFF(struct sbx_db_plugin, lease_release)};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct kind_abi kinds[] = {
-	[SBX_KIND_RUNTIME] = {sizeof(struct sbx_runtime_plugin), rt_names, rt_offs, N(rt_names)},
-	[SBX_KIND_STORAGE] = {sizeof(struct sbx_storage_plugin), st_names, st_offs, N(st_names)},
-	[SBX_KIND_POLICY] = {sizeof(struct sbx_policy_plugin), po_names, po_offs, N(po_names)},
-	[SBX_KIND_AUTH] = {sizeof(struct sbx_auth_plugin), au_names, au_offs, N(au_names)},
-	[SBX_KIND_DB] = {sizeof(struct sbx_db_plugin), db_names, db_offs, N(db_names)},
+    [SBX_KIND_RUNTIME] = {sizeof(struct sbx_runtime_plugin), rt_names, rt_offs, N(rt_names)},
+    [SBX_KIND_STORAGE] = {sizeof(struct sbx_storage_plugin), st_names, st_offs, N(st_names)},
+    [SBX_KIND_POLICY] = {sizeof(struct sbx_policy_plugin), po_names, po_offs, N(po_names)},
+    [SBX_KIND_AUTH] = {sizeof(struct sbx_auth_plugin), au_names, au_offs, N(au_names)},
+    [SBX_KIND_DB] = {sizeof(struct sbx_db_plugin), db_names, db_offs, N(db_names)},
 };
 
 int loader_init(void)
@@ -95,13 +95,15 @@ int loader_vet(const struct sbx_plugin_header *h, int want_kind, char *reason, s
 	}
 	if (h->abi_major != SBX_ABI_MAJOR) {
 		snprintf(reason, len,
-			 "built for ABI %u.%u, this sbxd speaks %d.%d (rebuild it against this sbxd's SDK)",
+			 "built for ABI %u.%u, this sbxd speaks %d.%d (rebuild it against this "
+			 "sbxd's SDK)",
 			 h->abi_major, h->abi_minor, SBX_ABI_MAJOR, SBX_ABI_MINOR);
 		return -1;
 	}
 	if (h->abi_minor > SBX_ABI_MINOR) {
 		snprintf(reason, len,
-			 "built for ABI %d.%u, newer than this sbxd's %d.%d (upgrade sbxd or rebuild the plugin)",
+			 "built for ABI %d.%u, newer than this sbxd's %d.%d (upgrade sbxd or "
+			 "rebuild the plugin)",
 			 SBX_ABI_MAJOR, h->abi_minor, SBX_ABI_MAJOR, SBX_ABI_MINOR);
 		return -1;
 	}
@@ -110,8 +112,8 @@ int loader_vet(const struct sbx_plugin_header *h, int want_kind, char *reason, s
 		return -1;
 	}
 	if ((int)h->kind != want_kind) {
-		snprintf(reason, len, "is a %s plugin, configured as %s", conf_kind_name((int)h->kind),
-			 conf_kind_name(want_kind));
+		snprintf(reason, len, "is a %s plugin, configured as %s",
+			 conf_kind_name((int)h->kind), conf_kind_name(want_kind));
 		return -1;
 	}
 	if (!h->name || !h->version) {
@@ -157,8 +159,8 @@ int loader_open(const struct plugin_spec *spec, const char *plugins_dir, struct 
 	if (spec->path)
 		snprintf(path, sizeof path, "%s", spec->path);
 	else
-		snprintf(path, sizeof path, "%s/%s_%s.so", plugins_dir,
-			 conf_kind_name(spec->kind), spec->module);
+		snprintf(path, sizeof path, "%s/%s_%s.so", plugins_dir, conf_kind_name(spec->kind),
+			 spec->module);
 	out->path = strdup(path);
 	{
 		lt_dladvise adv;
@@ -175,8 +177,8 @@ int loader_open(const struct plugin_spec *spec, const char *plugins_dir, struct 
 	}
 	sym.p = lt_dlsym(out->dl, SBX_PLUGIN_ENTRY_SYMBOL);
 	if (!sym.p) {
-		snprintf(msg, len, "plugin '%s' (%s): no %s symbol (not an sbxd plugin)", spec->name,
-			 path, SBX_PLUGIN_ENTRY_SYMBOL);
+		snprintf(msg, len, "plugin '%s' (%s): no %s symbol (not an sbxd plugin)",
+			 spec->name, path, SBX_PLUGIN_ENTRY_SYMBOL);
 		goto fail;
 	}
 	entry = sym.f;

@@ -19,7 +19,7 @@
 
 struct plugin {
 	const struct plugin_spec *spec;
-	char *path;           /* the file actually loaded */
+	char *path; /* the file actually loaded */
 	lt_dlhandle dl;
 	union {
 		const struct sbx_plugin *any;
@@ -29,7 +29,7 @@ struct plugin {
 		const struct sbx_auth_plugin *auth;
 		const struct sbx_db_plugin *db;
 	} d;
-	void *inst;           /* from create(), NULL until then */
+	void *inst; /* from create(), NULL until then */
 	int started;
 };
 

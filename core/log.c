@@ -57,9 +57,10 @@ void log_vmsg(int level, const char *who, const char *fmt, va_list ap)
 		level = 3;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s who=%s%s%s ",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		     tm.tm_sec, ts.tv_nsec / 1000000, names[level], who ? who : "sbxd",
+	n = snprintf(line, sizeof line,
+		     "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s who=%s%s%s ",
+		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		     ts.tv_nsec / 1000000, names[level], who ? who : "sbxd",
 		     req_id[0] ? " req=" : "", req_id);
 	if (n < 0 || (size_t)n >= sizeof line)
 		n = 0;

@@ -118,8 +118,8 @@ static int load_plugins(struct server *srv)
 		sbx_err_clear(&err);
 		rc = p->d.any->life.create(&srv->api, ps->name, ps->config, &p->inst, &err);
 		if (rc < 0) {
-			fprintf(stderr, "sbxd: plugin '%s' (%s): create failed: %s\n", ps->name, p->path,
-				err.message[0] ? err.message : "no reason given");
+			fprintf(stderr, "sbxd: plugin '%s' (%s): create failed: %s\n", ps->name,
+				p->path, err.message[0] ? err.message : "no reason given");
 			loader_close(p);
 			bad++;
 			continue;
@@ -128,7 +128,9 @@ static int load_plugins(struct server *srv)
 		switch (ps->kind) {
 		case SBX_KIND_DB:
 			if (srv->db) {
-				fprintf(stderr, "sbxd: %s:%d: a second db plugin ('%s') is configured; exactly one is allowed\n",
+				fprintf(stderr,
+					"sbxd: %s:%d: a second db plugin ('%s') is configured; "
+					"exactly one is allowed\n",
 					srv->cfg.file, ps->line, ps->name);
 				bad++;
 			} else
@@ -151,12 +153,16 @@ static int load_plugins(struct server *srv)
 		}
 	}
 	if (!bad && !srv->db) {
-		fprintf(stderr, "sbxd: %s: no db plugin is configured; add { kind = \"db\"; module = \"sqlite\"; } to plugins\n",
+		fprintf(stderr,
+			"sbxd: %s: no db plugin is configured; add { kind = \"db\"; module = "
+			"\"sqlite\"; } to plugins\n",
 			srv->cfg.file);
 		bad++;
 	}
 	if (!bad && srv->n_runtimes == 0) {
-		fprintf(stderr, "sbxd: %s: no runtime plugin is configured; add { kind = \"runtime\"; module = \"linux\"; } to plugins\n",
+		fprintf(stderr,
+			"sbxd: %s: no runtime plugin is configured; add { kind = \"runtime\"; "
+			"module = \"linux\"; } to plugins\n",
 			srv->cfg.file);
 		bad++;
 	}
@@ -183,16 +189,17 @@ static void unload_plugins(struct server *srv)
 /* On shutdown with shutdown_sandboxes = "destroy": terminate every live session. */
 static void destroy_live_sessions(struct server *srv)
 {
-	json_t *q = json_pack("{s:[s,s], s:i, s:i}", "statuses", "running", "creating", "limit", 1000,
-			      "offset", 0);
+	json_t *q = json_pack("{s:[s,s], s:i, s:i}", "statuses", "running", "creating", "limit",
+			      1000, "offset", 0);
 	json_t *page = NULL, *it;
 	size_t i;
 	sbx_err err;
 
 	if (srv->db->d.db->session_list(srv->db->inst, q, &page, &err) == 0)
-		json_array_foreach(json_object_get(page, "items"), i, it)
-			sessions_finish(srv, json_string_value(json_object_get(it, "id")), "terminated",
-					"sbxd was stopped with shutdown_sandboxes = destroy", NULL, &err);
+		json_array_foreach (json_object_get(page, "items"), i, it)
+			sessions_finish(
+			    srv, json_string_value(json_object_get(it, "id")), "terminated",
+			    "sbxd was stopped with shutdown_sandboxes = destroy", NULL, &err);
 	json_decref(q);
 	json_decref(page);
 }
@@ -217,15 +224,28 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&srv.policy_mu, NULL);
 	while ((c = getopt_long(argc, argv, "c:l:d:CVh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': config = optarg; break;
-		case 'l': listen = optarg; break;
-		case 'd': data_dir = optarg; break;
-		case 'C': check = 1; break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'd':
+			data_dir = optarg;
+			break;
+		case 'C':
+			check = 1;
+			break;
 		case 'V':
-			printf("sbxd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, SBX_ABI_MAJOR, SBX_ABI_MINOR);
+			printf("sbxd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, SBX_ABI_MAJOR,
+			       SBX_ABI_MINOR);
 			return 0;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
@@ -264,7 +284,9 @@ int main(int argc, char **argv)
 	}
 	log_set_level(srv.cfg.log_level);
 	if (mkdir_p(srv.cfg.data_dir) < 0) {
-		fprintf(stderr, "sbxd: cannot create the data directory %s: %s (set server.data_dir or --data-dir)\n",
+		fprintf(stderr,
+			"sbxd: cannot create the data directory %s: %s (set server.data_dir or "
+			"--data-dir)\n",
 			srv.cfg.data_dir, strerror(errno));
 		goto out_cfg;
 	}
@@ -296,9 +318,12 @@ int main(int argc, char **argv)
 			has_auth |= srv.cfg.plugins[i].kind == SBX_KIND_AUTH;
 		if (!has_auth) {
 			fprintf(stderr,
-				"sbxd: refusing to listen on %s:%d without an auth plugin: anyone who can reach it "
-				"could run code. Listen on 127.0.0.1 (behind an authenticating proxy if it must be "
-				"reachable), or configure an auth plugin ({ kind = \"auth\"; ... }) in plugins.\n",
+				"sbxd: refusing to listen on %s:%d without an auth plugin: anyone "
+				"who can reach it "
+				"could run code. Listen on 127.0.0.1 (behind an authenticating "
+				"proxy if it must be "
+				"reachable), or configure an auth plugin ({ kind = \"auth\"; ... "
+				"}) in plugins.\n",
 				srv.cfg.listen_host, srv.cfg.listen_port);
 			goto out_lib;
 		}
@@ -314,7 +339,8 @@ int main(int argc, char **argv)
 		struct plugin *p = &srv.plugins[i];
 		sbx_err_clear(&err);
 		if (p->d.any->life.start && p->d.any->life.start(p->inst, &err) < 0) {
-			fprintf(stderr, "sbxd: plugin '%s' failed to start: %s\n", p->spec->name, err.message);
+			fprintf(stderr, "sbxd: plugin '%s' failed to start: %s\n", p->spec->name,
+				err.message);
 			goto out_plugins;
 		}
 		p->started = 1;

@@ -64,8 +64,7 @@ static void render_labels(const json_t *labels, char *out, size_t len)
 	out[0] = '\0';
 	if (!json_is_object(labels))
 		return;
-	json_object_foreach((json_t *)labels, k, v)
-	{
+	json_object_foreach ((json_t *)labels, k, v) {
 		const char *s = json_string_value(v);
 		int n;
 		if (!s)
@@ -155,7 +154,8 @@ struct buf {
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static void bprintf(struct buf *b, const char *fmt, ...)
+static void
+bprintf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -211,7 +211,8 @@ char *metrics_render(struct metrics *m)
 		for (int i = 0; i < NB; i++)
 			bprintf(&b, "%s_bucket{%s%sle=\"%g\"} %.17g\n", s->name, s->labels, sep,
 				bounds[i], s->buckets[i]);
-		bprintf(&b, "%s_bucket{%s%sle=\"+Inf\"} %.17g\n", s->name, s->labels, sep, s->count);
+		bprintf(&b, "%s_bucket{%s%sle=\"+Inf\"} %.17g\n", s->name, s->labels, sep,
+			s->count);
 		bprintf(&b, "%s_sum%s%s%s %.17g\n", s->name, s->labels[0] ? "{" : "", s->labels,
 			s->labels[0] ? "}" : "", s->value);
 		bprintf(&b, "%s_count%s%s%s %.17g\n", s->name, s->labels[0] ? "{" : "", s->labels,

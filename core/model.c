@@ -74,8 +74,8 @@ int model_valid_id(const char *s)
 	if (!s)
 		return 0;
 	for (n = 0; s[n]; n++)
-		if (n >= 64 || !(isalnum((unsigned char)s[n]) || s[n] == '-' || s[n] == '_' ||
-				 s[n] == '.'))
+		if (n >= 64 ||
+		    !(isalnum((unsigned char)s[n]) || s[n] == '-' || s[n] == '_' || s[n] == '.'))
 			return 0;
 	return n > 0;
 }
@@ -94,8 +94,7 @@ int model_check_env(const json_t *env, const char *field, char *msg, size_t len)
 			 json_object_size(env));
 		return -1;
 	}
-	json_object_foreach((json_t *)env, k, v)
-	{
+	json_object_foreach ((json_t *)env, k, v) {
 		size_t i;
 		if (!json_is_string(v)) {
 			snprintf(msg, len, "%s.%.64s must be a string", field, k);
@@ -107,7 +106,9 @@ int model_check_env(const json_t *env, const char *field, char *msg, size_t len)
 		}
 		for (i = 0; k[i]; i++)
 			if (!isalnum((unsigned char)k[i]) && k[i] != '_') {
-				snprintf(msg, len, "%s: '%.64s' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)",
+				snprintf(msg, len,
+					 "%s: '%.64s' is not a valid variable name "
+					 "([A-Za-z_][A-Za-z0-9_]*)",
 					 field, k);
 				return -1;
 			}
@@ -131,13 +132,14 @@ json_t *model_session_view(struct server *srv, const json_t *rec)
 	(void)srv;
 
 	v = json_pack("{s:O?, s:O?, s:O?}", "id", json_object_get(rec, "id"), "template_id",
-		      json_object_get(rec, "template_id"), "status", json_object_get(rec, "status"));
+		      json_object_get(rec, "template_id"), "status",
+		      json_object_get(rec, "status"));
 	json_object_set_new(
-		v, "resource_limit",
-		json_pack("{s:O?, s:o, s:o, s:O?}", "cpu", json_object_get(res, "cpu"), "memory",
-			  model_mib_string(json_integer_value(json_object_get(res, "memory_mb"))),
-			  "disk", model_mib_string(json_integer_value(json_object_get(res, "disk_mb"))),
-			  "max_processes", json_object_get(res, "max_processes")));
+	    v, "resource_limit",
+	    json_pack("{s:O?, s:o, s:o, s:O?}", "cpu", json_object_get(res, "cpu"), "memory",
+		      model_mib_string(json_integer_value(json_object_get(res, "memory_mb"))),
+		      "disk", model_mib_string(json_integer_value(json_object_get(res, "disk_mb"))),
+		      "max_processes", json_object_get(res, "max_processes")));
 	json_object_set_new(v, "workspace_path", json_string("/workspace"));
 	json_object_set_new(v, "runtime_type", get_or_null(rec, "runtime_type"));
 	json_object_set_new(v, "runtime_node", get_or_null(rec, "runtime_node"));
@@ -157,10 +159,22 @@ json_t *model_session_view(struct server *srv, const json_t *rec)
 
 json_t *model_execution_view(struct server *srv, const json_t *rec)
 {
-	static const char *const copy[] = {
-		"session_id", "status", "code", "language", "timeout", "exit_code", "error_message",
-		"execution_time", "stdout", "stderr", "return_value", "stdout_truncated",
-		"stderr_truncated", "return_value_truncated", "artifacts", "metrics"};
+	static const char *const copy[] = {"session_id",
+					   "status",
+					   "code",
+					   "language",
+					   "timeout",
+					   "exit_code",
+					   "error_message",
+					   "execution_time",
+					   "stdout",
+					   "stderr",
+					   "return_value",
+					   "stdout_truncated",
+					   "stderr_truncated",
+					   "return_value_truncated",
+					   "artifacts",
+					   "metrics"};
 	json_t *v = json_object();
 	(void)srv;
 
@@ -178,17 +192,24 @@ json_t *model_execution_view(struct server *srv, const json_t *rec)
 
 json_t *model_template_view(struct server *srv, const json_t *rec)
 {
-	static const char *const copy[] = {"id", "name", "description", "image_url", "runtime_type",
-					   "default_cpu_cores", "default_memory_mb",
-					   "default_disk_mb", "default_timeout_sec",
+	static const char *const copy[] = {"id",
+					   "name",
+					   "description",
+					   "image_url",
+					   "runtime_type",
+					   "default_cpu_cores",
+					   "default_memory_mb",
+					   "default_disk_mb",
+					   "default_timeout_sec",
 					   "default_env_vars"};
 	json_t *v = json_object();
 	(void)srv;
 
 	for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++)
 		json_object_set_new(v, copy[i], get_or_null(rec, copy[i]));
-	json_object_set_new(v, "is_global", json_boolean(json_is_null(json_object_get(rec, "tenant")) ||
-							 !json_object_get(rec, "tenant")));
+	json_object_set_new(v, "is_global",
+			    json_boolean(json_is_null(json_object_get(rec, "tenant")) ||
+					 !json_object_get(rec, "tenant")));
 	json_object_set_new(v, "created_at", services_iso(json_object_get(rec, "created_at")));
 	json_object_set_new(v, "updated_at", services_iso(json_object_get(rec, "updated_at")));
 	return v;

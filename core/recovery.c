@@ -11,7 +11,7 @@
 #include "services.h"
 #include "sessions.h"
 
-#define DB(srv) ((srv)->db->d.db)
+#define DB(srv)  ((srv)->db->d.db)
 #define DBI(srv) ((srv)->db->inst)
 
 static void fail_session(struct server *srv, const char *id, const char *status, const char *reason)
@@ -38,19 +38,20 @@ void recovery_run(struct server *srv)
 		LOG_E("recovery: cannot list sessions: %s", err.message);
 		goto out;
 	}
-	json_array_foreach(json_object_get(page, "items"), i, it)
-	{
+	json_array_foreach (json_object_get(page, "items"), i, it) {
 		const char *id = json_string_value(json_object_get(it, "id"));
 		const char *st = json_string_value(json_object_get(it, "status"));
 		const json_t *h = json_object_get(it, "handle");
-		struct plugin *rt = server_runtime(srv, json_string_value(json_object_get(it, "runtime_instance")));
+		struct plugin *rt =
+		    server_runtime(srv, json_string_value(json_object_get(it, "runtime_instance")));
 		json_t *status = NULL;
 		const char *state;
 
 		if (strcmp(st, "creating") == 0) {
 			if (rt && json_is_object(h))
 				rt->d.runtime->sandbox_destroy(rt->inst, h, &err);
-			fail_session(srv, id, st, "sbxd stopped while the sandbox was being created");
+			fail_session(srv, id, st,
+				     "sbxd stopped while the sandbox was being created");
 			continue;
 		}
 		if (!rt) {
@@ -59,14 +60,15 @@ void recovery_run(struct server *srv)
 		}
 		sbx_err_clear(&err);
 		if (rt->d.runtime->sandbox_status(rt->inst, h, &status, &err) < 0) {
-			fail_session(srv, id, st, "its sandbox could not be checked after a restart");
+			fail_session(srv, id, st,
+				     "its sandbox could not be checked after a restart");
 			continue;
 		}
 		state = json_string_value(json_object_get(status, "state"));
 		if (state && strcmp(state, "running") == 0) {
-			json_object_set_new(live_ids,
-					    json_string_value(json_object_get(h, "sandbox_id")) ?: id,
-					    json_true());
+			json_object_set_new(
+			    live_ids, json_string_value(json_object_get(h, "sandbox_id")) ?: id,
+			    json_true());
 			adopted++;
 		} else {
 			char reason[256];
@@ -83,17 +85,18 @@ void recovery_run(struct server *srv)
 		json_t *handles = NULL, *h;
 		size_t j;
 		if (rt->d.runtime->sandbox_list(rt->inst, &handles, &err) < 0) {
-			LOG_W("recovery: runtime '%s' cannot list its sandboxes: %s", rt->spec->name, err.message);
+			LOG_W("recovery: runtime '%s' cannot list its sandboxes: %s",
+			      rt->spec->name, err.message);
 			continue;
 		}
-		json_array_foreach(handles, j, h)
-		{
+		json_array_foreach (handles, j, h) {
 			const char *sid = json_string_value(json_object_get(h, "sandbox_id"));
 			if (sid && json_object_get(live_ids, sid))
 				continue;
 			sbx_err_clear(&err);
 			if (rt->d.runtime->sandbox_destroy(rt->inst, h, &err) < 0)
-				LOG_W("recovery: cannot destroy orphan sandbox %s: %s", sid ? sid : "?", err.message);
+				LOG_W("recovery: cannot destroy orphan sandbox %s: %s",
+				      sid ? sid : "?", err.message);
 			else
 				orphans++;
 		}

@@ -25,43 +25,43 @@ struct route {
 
 #define V1 "/api/v1"
 static const struct route routes[] = {
-	{"GET", V1 "/health", api_health, R_NONE},
-	{"GET", "/health", api_health, R_NONE},
-	{"GET", V1 "/health/detailed", api_health_detailed, R_READ},
-	{"GET", "/metrics", api_metrics, R_READ},
-	{"GET", V1 "/metrics", api_metrics, R_READ},
-	{"GET", "/openapi.json", api_openapi, R_NONE},
-	{"GET", V1 "/openapi.json", api_openapi, R_NONE},
-	{"GET", "/docs", api_docs, R_NONE},
+    {"GET", V1 "/health", api_health, R_NONE},
+    {"GET", "/health", api_health, R_NONE},
+    {"GET", V1 "/health/detailed", api_health_detailed, R_READ},
+    {"GET", "/metrics", api_metrics, R_READ},
+    {"GET", V1 "/metrics", api_metrics, R_READ},
+    {"GET", "/openapi.json", api_openapi, R_NONE},
+    {"GET", V1 "/openapi.json", api_openapi, R_NONE},
+    {"GET", "/docs", api_docs, R_NONE},
 
-	{"POST", V1 "/sessions", api_session_create, R_USER},
-	{"GET", V1 "/sessions", api_session_list, R_READ},
-	{"GET", V1 "/sessions/{id}", api_session_get, R_READ},
-	{"POST", V1 "/sessions/{id}/terminate", api_session_terminate, R_USER},
-	{"DELETE", V1 "/sessions/{id}", api_session_delete, R_USER},
+    {"POST", V1 "/sessions", api_session_create, R_USER},
+    {"GET", V1 "/sessions", api_session_list, R_READ},
+    {"GET", V1 "/sessions/{id}", api_session_get, R_READ},
+    {"POST", V1 "/sessions/{id}/terminate", api_session_terminate, R_USER},
+    {"DELETE", V1 "/sessions/{id}", api_session_delete, R_USER},
 
-	{"POST", V1 "/sessions/{id}/execute", api_execute, R_USER},
-	{"POST", V1 "/executions/sessions/{id}/execute", api_execute, R_USER},
-	{"POST", V1 "/sessions/{id}/execute-sync", api_execute_sync, R_USER},
-	{"POST", V1 "/executions/sessions/{id}/execute-sync", api_execute_sync, R_USER},
-	{"GET", V1 "/sessions/{id}/executions", api_execution_list, R_READ},
-	{"GET", V1 "/executions/sessions/{id}/executions", api_execution_list, R_READ},
-	{"GET", V1 "/executions/{id}", api_execution_get, R_READ},
-	{"GET", V1 "/executions/{id}/status", api_execution_get, R_READ},
-	{"GET", V1 "/executions/{id}/result", api_execution_get, R_READ},
-	{"GET", V1 "/executions/{id}/stream", api_execution_stream, R_READ},
+    {"POST", V1 "/sessions/{id}/execute", api_execute, R_USER},
+    {"POST", V1 "/executions/sessions/{id}/execute", api_execute, R_USER},
+    {"POST", V1 "/sessions/{id}/execute-sync", api_execute_sync, R_USER},
+    {"POST", V1 "/executions/sessions/{id}/execute-sync", api_execute_sync, R_USER},
+    {"GET", V1 "/sessions/{id}/executions", api_execution_list, R_READ},
+    {"GET", V1 "/executions/sessions/{id}/executions", api_execution_list, R_READ},
+    {"GET", V1 "/executions/{id}", api_execution_get, R_READ},
+    {"GET", V1 "/executions/{id}/status", api_execution_get, R_READ},
+    {"GET", V1 "/executions/{id}/result", api_execution_get, R_READ},
+    {"GET", V1 "/executions/{id}/stream", api_execution_stream, R_READ},
 
-	{"POST", V1 "/templates", api_template_create, R_ADMIN},
-	{"GET", V1 "/templates", api_template_list, R_READ},
-	{"GET", V1 "/templates/{id}", api_template_get, R_READ},
-	{"PUT", V1 "/templates/{id}", api_template_update, R_ADMIN},
-	{"DELETE", V1 "/templates/{id}", api_template_delete, R_ADMIN},
+    {"POST", V1 "/templates", api_template_create, R_ADMIN},
+    {"GET", V1 "/templates", api_template_list, R_READ},
+    {"GET", V1 "/templates/{id}", api_template_get, R_READ},
+    {"PUT", V1 "/templates/{id}", api_template_update, R_ADMIN},
+    {"DELETE", V1 "/templates/{id}", api_template_delete, R_ADMIN},
 
-	{"GET", V1 "/sessions/{id}/files", api_files_list, R_READ},
-	{"POST", V1 "/sessions/{id}/files/upload", api_files_upload, R_USER},
-	{"GET", V1 "/sessions/{id}/files/{path*}", api_files_download, R_READ},
-	{"DELETE", V1 "/sessions/{id}/files/{path*}", api_files_delete, R_USER},
-	{NULL, NULL, NULL, R_NONE},
+    {"GET", V1 "/sessions/{id}/files", api_files_list, R_READ},
+    {"POST", V1 "/sessions/{id}/files/upload", api_files_upload, R_USER},
+    {"GET", V1 "/sessions/{id}/files/{path*}", api_files_download, R_READ},
+    {"DELETE", V1 "/sessions/{id}/files/{path*}", api_files_delete, R_USER},
+    {NULL, NULL, NULL, R_NONE},
 };
 
 /* Match path against pattern; on success fills r->param. Returns 1 on match. */
@@ -155,8 +155,9 @@ static int authenticate(struct req *r)
 	if (rc == 0 && r->principal)
 		return 0;
 	http_reply_error(r, 401, NULL, NULL, "%s",
-			 rc < 0 && err.message[0] ? err.message
-						  : "this request carries no credential the server accepts");
+			 rc < 0 && err.message[0]
+			     ? err.message
+			     : "this request carries no credential the server accepts");
 	if (r->resp)
 		MHD_add_response_header(r->resp, "WWW-Authenticate", "Bearer realm=\"sbxd\"");
 	return -1;
@@ -178,10 +179,10 @@ void router_dispatch(struct req *r)
 			if (authenticate(r) < 0)
 				return;
 			if (role_of(r->principal) < rt->role) {
-				http_reply_error(r, 403, NULL, NULL,
-						 "the role '%s' may not %s %s",
-						 json_string_value(json_object_get(r->principal, "role")),
-						 r->method, rt->pattern);
+				http_reply_error(
+				    r, 403, NULL, NULL, "the role '%s' may not %s %s",
+				    json_string_value(json_object_get(r->principal, "role")),
+				    r->method, rt->pattern);
 				return;
 			}
 		}
@@ -189,10 +190,12 @@ void router_dispatch(struct req *r)
 		return;
 	}
 	if (path_matched)
-		http_reply_error(r, 405, "Sandbox.MethodNotAllowed", "See /openapi.json for the methods.",
-				 "%s is not allowed on %s", r->method, r->path);
+		http_reply_error(r, 405, "Sandbox.MethodNotAllowed",
+				 "See /openapi.json for the methods.", "%s is not allowed on %s",
+				 r->method, r->path);
 	else
-		http_reply_error(r, 404, "Sandbox.NotFound", "See /openapi.json for the API's paths.",
+		http_reply_error(r, 404, "Sandbox.NotFound",
+				 "See /openapi.json for the API's paths.",
 				 "no such endpoint: %s %s", r->method, r->path);
 }
 
@@ -210,10 +213,11 @@ json_t *router_openapi(void)
 		for (i = 0; rt->method[i] && i < sizeof m - 1; i++)
 			m[i] = (char)(rt->method[i] | 0x20);
 		m[i] = '\0';
-		json_object_set_new(item, m,
-				    json_pack("{s:s, s:{s:{s:s}}}", "operationId", rt->pattern,
-					      "responses", "default", "description",
-					      "JSON; errors as {error_code, description, solution}"));
+		json_object_set_new(
+		    item, m,
+		    json_pack("{s:s, s:{s:{s:s}}}", "operationId", rt->pattern, "responses",
+			      "default", "description",
+			      "JSON; errors as {error_code, description, solution}"));
 	}
 	return json_pack("{s:s, s:{s:s, s:s}, s:o}", "openapi", "3.0.3", "info", "title",
 			 "sbxd Sandbox Control Plane", "version", PACKAGE_VERSION, "paths", paths);

@@ -29,9 +29,9 @@ struct server {
 
 	struct plugin *plugins;
 	size_t n_plugins;
-	struct plugin *db;       /* the db instance (exactly one) */
-	struct plugin *storage;  /* the default storage instance (may be NULL) */
-	struct plugin *policy;   /* may be NULL: first healthy runtime */
+	struct plugin *db;         /* the db instance (exactly one) */
+	struct plugin *storage;    /* the default storage instance (may be NULL) */
+	struct plugin *policy;     /* may be NULL: first healthy runtime */
 	pthread_mutex_t policy_mu; /* policy calls are one at a time (policy.h) */
 	struct plugin **runtimes;
 	size_t n_runtimes;
@@ -44,7 +44,7 @@ struct server {
 	struct sessions_svc *sessions;
 
 	int64_t started_ms;
-	char instance_id[33];  /* random per process, names this replica */
+	char instance_id[33]; /* random per process, names this replica */
 	volatile sig_atomic_t stopping;
 };
 

@@ -68,7 +68,8 @@ json_t *services_iso(json_t *ms)
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static void api_log(const char *who, int level, const char *fmt, ...)
+static void
+api_log(const char *who, int level, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

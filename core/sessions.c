@@ -25,7 +25,7 @@ struct sessions_svc {
 	int running;
 };
 
-#define DB(srv) ((srv)->db->d.db)
+#define DB(srv)  ((srv)->db->d.db)
 #define DBI(srv) ((srv)->db->inst)
 
 int sessions_is_live(const json_t *rec)
@@ -82,9 +82,9 @@ int templates_get(struct server *srv, const char *tenant, int admin, const char 
 	return 0;
 }
 
-static const char *const runtime_types[] = {"python3.11", "python3.12", "python3", "python",
-					    "nodejs20", "nodejs18", "nodejs22", "nodejs",
-					    "java17", "go1.21", "shell", "bash", NULL};
+static const char *const runtime_types[] = {
+    "python3.11", "python3.12", "python3", "python", "nodejs20", "nodejs18", "nodejs22",
+    "nodejs",     "java17",     "go1.21",  "shell",  "bash",     NULL};
 
 int templates_validate(const json_t *b, int partial, sbx_err *err)
 {
@@ -105,14 +105,16 @@ int templates_validate(const json_t *b, int partial, sbx_err *err)
 					   "id is required: 1..64 characters of A-Z a-z 0-9 . _ -");
 	}
 	v = json_object_get(b, "name");
-	if ((v || !partial) && (!json_is_string(v) || json_string_length(v) == 0 ||
-				json_string_length(v) > 200))
-		return sbx_err_set(err, SBX_E_INVALID, "name is required: a string of 1..200 characters");
-	v = json_object_get(b, "image_url");
-	if ((v || !partial) && (!json_is_string(v) || json_string_length(v) == 0 ||
-				json_string_length(v) > 512))
+	if ((v || !partial) &&
+	    (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 200))
 		return sbx_err_set(err, SBX_E_INVALID,
-				   "image_url is required: a non-empty image name of at most 512 characters");
+				   "name is required: a string of 1..200 characters");
+	v = json_object_get(b, "image_url");
+	if ((v || !partial) &&
+	    (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 512))
+		return sbx_err_set(
+		    err, SBX_E_INVALID,
+		    "image_url is required: a non-empty image name of at most 512 characters");
 	v = json_object_get(b, "runtime_type");
 	if (v || !partial) {
 		const char *s = json_string_value(v);
@@ -121,7 +123,8 @@ int templates_validate(const json_t *b, int partial, sbx_err *err)
 			ok |= strcmp(s, runtime_types[i]) == 0;
 		if (!ok)
 			return sbx_err_set(err, SBX_E_INVALID,
-					   "runtime_type must be one of python3.11, python3.12, nodejs20, nodejs18, nodejs22, java17, go1.21, shell");
+					   "runtime_type must be one of python3.11, python3.12, "
+					   "nodejs20, nodejs18, nodejs22, java17, go1.21, shell");
 	}
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
 		v = json_object_get(b, nums[i].k);
@@ -134,35 +137,36 @@ int templates_validate(const json_t *b, int partial, sbx_err *err)
 	}
 	v = json_object_get(b, "default_timeout_sec");
 	if (v && !json_is_null(v) && !json_is_integer(v))
-		return sbx_err_set(err, SBX_E_INVALID, "default_timeout_sec must be an integer number of seconds");
+		return sbx_err_set(err, SBX_E_INVALID,
+				   "default_timeout_sec must be an integer number of seconds");
 	v = json_object_get(b, "default_env_vars");
 	if (v && !json_is_null(v) && model_check_env(v, "default_env_vars", msg, sizeof msg) < 0)
 		return sbx_err_set(err, SBX_E_INVALID, "%s", msg);
 	v = json_object_get(b, "description");
 	if (v && !json_is_null(v) && (!json_is_string(v) || json_string_length(v) > 2000))
-		return sbx_err_set(err, SBX_E_INVALID, "description must be a string of at most 2000 characters");
+		return sbx_err_set(err, SBX_E_INVALID,
+				   "description must be a string of at most 2000 characters");
 	return 0;
 }
 
 static json_t *builtin_templates(void)
 {
-	return json_pack(
-		"[{s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:i, s:i, s:{}},"
-		" {s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:i, s:i, s:{}},"
-		" {s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:i, s:i, s:{}}]",
-		"id", "python-basic", "name", "Python 3.11", "description",
-		"Python 3 with the standard library", "image_url",
-		"sandbox-template-python-basic:latest", "runtime_type", "python3.11",
-		"default_cpu_cores", 1.0, "default_memory_mb", 512, "default_disk_mb", 1024,
-		"default_timeout_sec", 300, "default_env_vars",
-		"id", "nodejs-basic", "name", "Node.js 20", "description", "Node.js 20", "image_url",
-		"sandbox-template-nodejs-basic:latest", "runtime_type", "nodejs20",
-		"default_cpu_cores", 1.0, "default_memory_mb", 512, "default_disk_mb", 1024,
-		"default_timeout_sec", 300, "default_env_vars",
-		"id", "shell-basic", "name", "Shell (bash)", "description", "bash and coreutils",
-		"image_url", "sandbox-template-shell-basic:latest", "runtime_type", "shell",
-		"default_cpu_cores", 1.0, "default_memory_mb", 256, "default_disk_mb", 512,
-		"default_timeout_sec", 300, "default_env_vars");
+	return json_pack("[{s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:i, s:i, s:{}},"
+			 " {s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:i, s:i, s:{}},"
+			 " {s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:i, s:i, s:{}}]",
+			 "id", "python-basic", "name", "Python 3.11", "description",
+			 "Python 3 with the standard library", "image_url",
+			 "sandbox-template-python-basic:latest", "runtime_type", "python3.11",
+			 "default_cpu_cores", 1.0, "default_memory_mb", 512, "default_disk_mb",
+			 1024, "default_timeout_sec", 300, "default_env_vars", "id", "nodejs-basic",
+			 "name", "Node.js 20", "description", "Node.js 20", "image_url",
+			 "sandbox-template-nodejs-basic:latest", "runtime_type", "nodejs20",
+			 "default_cpu_cores", 1.0, "default_memory_mb", 512, "default_disk_mb",
+			 1024, "default_timeout_sec", 300, "default_env_vars", "id", "shell-basic",
+			 "name", "Shell (bash)", "description", "bash and coreutils", "image_url",
+			 "sandbox-template-shell-basic:latest", "runtime_type", "shell",
+			 "default_cpu_cores", 1.0, "default_memory_mb", 256, "default_disk_mb", 512,
+			 "default_timeout_sec", 300, "default_env_vars");
 }
 
 int templates_seed(struct server *srv, sbx_err *err)
@@ -181,8 +185,7 @@ int templates_seed(struct server *srv, sbx_err *err)
 	}
 	json_decref(existing);
 	list = srv->cfg.templates ? json_incref(srv->cfg.templates) : builtin_templates();
-	json_array_foreach(list, i, t)
-	{
+	json_array_foreach (list, i, t) {
 		json_t *rec = json_deep_copy(t);
 		int64_t now = services_now_ms();
 		if (templates_validate(rec, 0, err) < 0) {
@@ -219,13 +222,17 @@ static int resolve_resources(const json_t *body, const json_t *tmpl, json_t **ou
 	int64_t mem, disk, procs;
 
 	if (nested && !json_is_null(nested) && !json_is_object(nested))
-		return sbx_err_set(err, SBX_E_INVALID, "resources must be an object {cpu, memory, disk, max_processes}");
-#define PICK(k) ((v = json_object_get(nested, k)) && !json_is_null(v) ? v : json_object_get(body, k))
+		return sbx_err_set(
+		    err, SBX_E_INVALID,
+		    "resources must be an object {cpu, memory, disk, max_processes}");
+#define PICK(k)                                                                                    \
+	((v = json_object_get(nested, k)) && !json_is_null(v) ? v : json_object_get(body, k))
 	v = PICK("cpu");
 	if (v && !json_is_null(v)) {
 		cpu = model_parse_cpu(v);
 		if (!(cpu >= 0.01 && cpu <= 64))
-			return sbx_err_set(err, SBX_E_INVALID, "cpu must be 0.01..64 cores (e.g. 1, 0.5 or \"500m\")");
+			return sbx_err_set(err, SBX_E_INVALID,
+					   "cpu must be 0.01..64 cores (e.g. 1, 0.5 or \"500m\")");
 	} else {
 		v = json_object_get(tmpl, "default_cpu_cores");
 		cpu = json_is_number(v) ? json_number_value(v) : 1.0;
@@ -234,7 +241,9 @@ static int resolve_resources(const json_t *body, const json_t *tmpl, json_t **ou
 	if (v && !json_is_null(v)) {
 		mem = model_parse_mib(v);
 		if (mem < 16 || mem > 65536)
-			return sbx_err_set(err, SBX_E_INVALID, "memory must be 16Mi..64Gi (e.g. \"512Mi\", \"1Gi\", or MiB as a number)");
+			return sbx_err_set(err, SBX_E_INVALID,
+					   "memory must be 16Mi..64Gi (e.g. \"512Mi\", \"1Gi\", or "
+					   "MiB as a number)");
 	} else {
 		v = json_object_get(tmpl, "default_memory_mb");
 		mem = json_is_number(v) ? (int64_t)json_number_value(v) : 512;
@@ -243,26 +252,29 @@ static int resolve_resources(const json_t *body, const json_t *tmpl, json_t **ou
 	if (v && !json_is_null(v)) {
 		disk = model_parse_mib(v);
 		if (disk < 16 || disk > 102400)
-			return sbx_err_set(err, SBX_E_INVALID, "disk must be 16Mi..100Gi (e.g. \"1Gi\")");
+			return sbx_err_set(err, SBX_E_INVALID,
+					   "disk must be 16Mi..100Gi (e.g. \"1Gi\")");
 	} else {
 		v = json_object_get(tmpl, "default_disk_mb");
 		disk = json_is_number(v) ? (int64_t)json_number_value(v) : 1024;
 	}
 	v = PICK("max_processes");
 	if (v && !json_is_null(v)) {
-		if (!json_is_integer(v) || json_integer_value(v) < 8 || json_integer_value(v) > 32768)
-			return sbx_err_set(err, SBX_E_INVALID, "max_processes must be an integer in 8..32768");
+		if (!json_is_integer(v) || json_integer_value(v) < 8 ||
+		    json_integer_value(v) > 32768)
+			return sbx_err_set(err, SBX_E_INVALID,
+					   "max_processes must be an integer in 8..32768");
 		procs = json_integer_value(v);
 	} else
 		procs = 256;
 #undef PICK
-	*out = json_pack("{s:f, s:I, s:I, s:I}", "cpu", cpu, "memory_mb", (json_int_t)mem, "disk_mb",
-			 (json_int_t)disk, "max_processes", (json_int_t)procs);
+	*out = json_pack("{s:f, s:I, s:I, s:I}", "cpu", cpu, "memory_mb", (json_int_t)mem,
+			 "disk_mb", (json_int_t)disk, "max_processes", (json_int_t)procs);
 	return 0;
 }
 
-static struct plugin *choose_runtime(struct server *srv, const json_t *spec, char *node, size_t nlen,
-				     sbx_err *err)
+static struct plugin *choose_runtime(struct server *srv, const json_t *spec, char *node,
+				     size_t nlen, sbx_err *err)
 {
 	node[0] = '\0';
 	if (srv->n_runtimes == 0) {
@@ -279,8 +291,7 @@ static struct plugin *choose_runtime(struct server *srv, const json_t *spec, cha
 			if (!SBX_HAS_MEMBER(p->d.runtime, struct sbx_runtime_plugin, nodes) ||
 			    p->d.runtime->nodes(p->inst, &ns, &e2) < 0)
 				continue;
-			json_array_foreach(ns, j, n)
-			{
+			json_array_foreach (ns, j, n) {
 				json_object_set_new(n, "runtime", json_string(p->spec->name));
 				json_array_append(nodes, n);
 			}
@@ -288,13 +299,16 @@ static struct plugin *choose_runtime(struct server *srv, const json_t *spec, cha
 		}
 		/* The policy is documented as single-threaded: serialise calls. */
 		pthread_mutex_lock(&srv->policy_mu);
-		int rc = srv->policy->d.policy->select_node(srv->policy->inst, spec, nodes, &choice, err);
+		int rc = srv->policy->d.policy->select_node(srv->policy->inst, spec, nodes, &choice,
+							    err);
 		pthread_mutex_unlock(&srv->policy_mu);
 		json_decref(nodes);
 		if (rc < 0)
 			return NULL;
-		struct plugin *p = server_runtime(srv, json_string_value(json_object_get(choice, "runtime")));
-		snprintf(node, nlen, "%s", json_string_value(json_object_get(choice, "node")) ?: "");
+		struct plugin *p =
+		    server_runtime(srv, json_string_value(json_object_get(choice, "runtime")));
+		snprintf(node, nlen, "%s",
+			 json_string_value(json_object_get(choice, "node")) ?: "");
 		json_decref(choice);
 		if (!p)
 			sbx_err_set(err, SBX_E_INTERNAL, "the policy chose an unknown runtime");
@@ -320,11 +334,13 @@ int sessions_create(struct server *srv, const char *tenant, const json_t *body, 
 	v = json_object_get(body, "template_id");
 	template_id = json_string_value(v);
 	if (!template_id || !*template_id)
-		return sbx_err_set(err, SBX_E_INVALID, "template_id is required (e.g. \"python-basic\")");
+		return sbx_err_set(err, SBX_E_INVALID,
+				   "template_id is required (e.g. \"python-basic\")");
 	cid = json_string_value(json_object_get(body, "id"));
 	if (json_object_get(body, "id") && !json_is_null(json_object_get(body, "id"))) {
 		if (!model_valid_id(cid))
-			return sbx_err_set(err, SBX_E_INVALID, "id must be 1..64 characters of A-Z a-z 0-9 . _ -");
+			return sbx_err_set(err, SBX_E_INVALID,
+					   "id must be 1..64 characters of A-Z a-z 0-9 . _ -");
 		snprintf(id, sizeof id, "%s", cid);
 	} else
 		services_new_id("sess-", id, sizeof id);
@@ -332,7 +348,8 @@ int sessions_create(struct server *srv, const char *tenant, const json_t *body, 
 	if (rc < 0) {
 		if (-rc == SBX_E_NOTFOUND)
 			return sbx_err_set(err, SBX_E_BADREQUEST,
-					   "template '%.64s' does not exist; GET /api/v1/templates lists the available ones",
+					   "template '%.64s' does not exist; GET /api/v1/templates "
+					   "lists the available ones",
 					   template_id);
 		return rc;
 	}
@@ -343,14 +360,16 @@ int sessions_create(struct server *srv, const char *tenant, const json_t *body, 
 	if (v && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > srv->cfg.session_max_timeout) {
-			rc = sbx_err_set(err, SBX_E_INVALID, "timeout must be an integer number of seconds in 1..%d",
+			rc = sbx_err_set(err, SBX_E_INVALID,
+					 "timeout must be an integer number of seconds in 1..%d",
 					 srv->cfg.session_max_timeout);
 			goto out;
 		}
 		timeout = json_integer_value(v);
 	} else {
 		v = json_object_get(tmpl, "default_timeout_sec");
-		timeout = json_is_integer(v) ? json_integer_value(v) : srv->cfg.session_default_timeout;
+		timeout =
+		    json_is_integer(v) ? json_integer_value(v) : srv->cfg.session_default_timeout;
 	}
 	env = json_deep_copy(json_object_get(tmpl, "default_env_vars"));
 	if (!json_is_object(env)) {
@@ -370,26 +389,32 @@ int sessions_create(struct server *srv, const char *tenant, const json_t *body, 
 		size_t i;
 		json_t *d;
 		if (!json_is_array(deps) || json_array_size(deps) > 100) {
-			rc = sbx_err_set(err, SBX_E_INVALID, "dependencies must be an array of at most 100 {name, version?}");
+			rc = sbx_err_set(
+			    err, SBX_E_INVALID,
+			    "dependencies must be an array of at most 100 {name, version?}");
 			goto out;
 		}
-		json_array_foreach(deps, i, d)
-		{
+		json_array_foreach (deps, i, d) {
 			const char *n = json_string_value(json_object_get(d, "name"));
 			v = json_object_get(d, "version");
-			if (!n || !*n || strlen(n) > 200 || (v && !json_is_null(v) && !json_is_string(v))) {
-				rc = sbx_err_set(err, SBX_E_INVALID, "dependencies[%zu] must be {name: string, version?: string}", i);
+			if (!n || !*n || strlen(n) > 200 ||
+			    (v && !json_is_null(v) && !json_is_string(v))) {
+				rc = sbx_err_set(
+				    err, SBX_E_INVALID,
+				    "dependencies[%zu] must be {name: string, version?: string}",
+				    i);
 				goto out;
 			}
 		}
 	}
 	rec = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O?, s:o, s:I, s:I, s:I, s:I, s:n, s:O, s:O?}",
-			"id", id, "tenant", tenant, "template_id", template_id, "status", "creating",
-			"resources", res, "image", json_object_get(tmpl, "image_url"), "env_vars",
-			json_incref(env), "timeout", (json_int_t)timeout, "created_at", (json_int_t)now,
-			"updated_at", (json_int_t)now, "last_activity_at", (json_int_t)now,
-			"completed_at", "template_runtime_type", json_object_get(tmpl, "runtime_type"),
-			"dependencies", deps && !json_is_null(deps) ? deps : NULL);
+			"id", id, "tenant", tenant, "template_id", template_id, "status",
+			"creating", "resources", res, "image", json_object_get(tmpl, "image_url"),
+			"env_vars", json_incref(env), "timeout", (json_int_t)timeout, "created_at",
+			(json_int_t)now, "updated_at", (json_int_t)now, "last_activity_at",
+			(json_int_t)now, "completed_at", "template_runtime_type",
+			json_object_get(tmpl, "runtime_type"), "dependencies",
+			deps && !json_is_null(deps) ? deps : NULL);
 	if (!rec) {
 		rc = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
 		goto out;
@@ -408,7 +433,8 @@ int sessions_create(struct server *srv, const char *tenant, const json_t *body, 
 	rc = DB(srv)->session_insert(DBI(srv), rec, err);
 	if (rc < 0) {
 		if (-rc == SBX_E_CONFLICT)
-			sbx_err_set(err, SBX_E_CONFLICT, "a session with id '%s' already exists", id);
+			sbx_err_set(err, SBX_E_CONFLICT, "a session with id '%s' already exists",
+				    id);
 		goto out;
 	}
 	if (services_random(tok, sizeof tok) == 0) {
@@ -427,9 +453,9 @@ int sessions_create(struct server *srv, const char *tenant, const json_t *body, 
 	if (rc < 0) {
 		char reason[SBX_ERR_MSG_MAX + 32];
 		snprintf(reason, sizeof reason, "sandbox creation failed: %s", err->message);
-		changes = json_pack("{s:s, s:s, s:I, s:I}", "status", "failed", "failure_reason", reason,
-				    "updated_at", (json_int_t)services_now_ms(), "completed_at",
-				    (json_int_t)services_now_ms());
+		changes = json_pack("{s:s, s:s, s:I, s:I}", "status", "failed", "failure_reason",
+				    reason, "updated_at", (json_int_t)services_now_ms(),
+				    "completed_at", (json_int_t)services_now_ms());
 		DB(srv)->session_update(DBI(srv), id, changes, "creating", NULL, NULL);
 		LOG_W("session=%s %s", id, reason);
 		metrics_counter_add(srv->metrics, "sbxd_sessions_failed_total", NULL, 1);
@@ -491,16 +517,19 @@ int sessions_finish(struct server *srv, const char *id, const char *final_status
 		rc = DB(srv)->session_update(DBI(srv), id, changes, status, &updated, err);
 		json_decref(changes);
 		if (rc == 0) {
-			rt = server_runtime(srv, json_string_value(json_object_get(rec, "runtime_instance")));
+			rt = server_runtime(
+			    srv, json_string_value(json_object_get(rec, "runtime_instance")));
 			if (rt && json_is_object(json_object_get(rec, "handle"))) {
 				sbx_err e2;
 				sbx_err_clear(&e2);
-				if (rt->d.runtime->sandbox_destroy(rt->inst, json_object_get(rec, "handle"), &e2) < 0)
-					LOG_W("session=%s destroying its sandbox failed: %s", id, e2.message);
+				if (rt->d.runtime->sandbox_destroy(
+					rt->inst, json_object_get(rec, "handle"), &e2) < 0)
+					LOG_W("session=%s destroying its sandbox failed: %s", id,
+					      e2.message);
 			}
 			execs_session_ended(srv, id, final_status);
-			LOG_I("session=%s status=%s%s%s", id, final_status, reason ? " reason=" : "",
-			      reason ? reason : "");
+			LOG_I("session=%s status=%s%s%s", id, final_status,
+			      reason ? " reason=" : "", reason ? reason : "");
 			json_decref(rec);
 			if (out)
 				*out = updated;
@@ -549,8 +578,7 @@ static void reap_once(struct server *srv)
 		return;
 	}
 	json_decref(q);
-	json_array_foreach(json_object_get(page, "items"), i, it)
-	{
+	json_array_foreach (json_object_get(page, "items"), i, it) {
 		const char *id = json_string_value(json_object_get(it, "id"));
 		const char *st = json_string_value(json_object_get(it, "status"));
 		int64_t last = json_integer_value(json_object_get(it, "last_activity_at"));
@@ -560,14 +588,15 @@ static void reap_once(struct server *srv)
 			continue;
 		if (strcmp(st, "creating") == 0) {
 			if (now - created > (int64_t)srv->cfg.create_timeout_s * 1000)
-				sessions_finish(srv, id, "failed",
-						"the sandbox was not ready within sessions.create_timeout_s",
-						NULL, &err);
+				sessions_finish(
+				    srv, id, "failed",
+				    "the sandbox was not ready within sessions.create_timeout_s",
+				    NULL, &err);
 			continue;
 		}
 		if (timeout > 0 && now - last > timeout * 1000 && !execs_session_busy(srv, id))
-			sessions_finish(srv, id, "timeout", "idle for longer than the session timeout",
-					NULL, &err);
+			sessions_finish(srv, id, "timeout",
+					"idle for longer than the session timeout", NULL, &err);
 	}
 	json_decref(page);
 }

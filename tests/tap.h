@@ -15,7 +15,8 @@ static int tap_failed;
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3), unused))
 #endif
-static int ok(int cond, const char *fmt, ...)
+static int
+ok(int cond, const char *fmt, ...)
 {
 	va_list ap;
 	tap_n++;
@@ -33,7 +34,8 @@ static int ok(int cond, const char *fmt, ...)
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2), unused))
 #endif
-static void diag(const char *fmt, ...)
+static void
+diag(const char *fmt, ...)
 {
 	va_list ap;
 	printf("# ");
@@ -47,7 +49,8 @@ static void diag(const char *fmt, ...)
 #if defined(__GNUC__)
 __attribute__((unused))
 #endif
-static int tap_done(void)
+static int
+tap_done(void)
 {
 	printf("1..%d\n", tap_n);
 	return tap_failed ? 1 : 0;

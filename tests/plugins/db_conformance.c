@@ -23,7 +23,7 @@
 #include "tests/tap.h"
 
 #define NRACERS 8
-#define BIG (2u << 20)
+#define BIG     (2u << 20)
 
 static const struct sbx_core_api *core;
 static const struct sbx_db_plugin *db;
@@ -78,7 +78,8 @@ static int ids_are(const json_t *page, int n, ...)
 	va_start(ap, n);
 	for (int i = 0; i < n; i++) {
 		const char *want = va_arg(ap, const char *);
-		const char *got = json_string_value(json_object_get(json_array_get(items, i), "id"));
+		const char *got =
+		    json_string_value(json_object_get(json_array_get(items, i), "id"));
 
 		if (!got || strcmp(got, want) != 0)
 			good = 0;
@@ -103,8 +104,7 @@ static int contains_id(const json_t *arr, const char *id)
 	size_t i;
 	json_t *v;
 
-	json_array_foreach(arr, i, v)
-	{
+	json_array_foreach (arr, i, v) {
 		const char *got = json_string_value(json_object_get(v, "id"));
 
 		if (got && strcmp(got, id) == 0)
@@ -162,24 +162,23 @@ static void test_sessions(void *inst)
 		const char *id, *tenant, *tmpl, *status, *rt;
 		int64_t created, activity;
 	} rows[] = {
-		{"s1", "t1", "tA", "running", "r1", 1, 100},
-		{"s2", "t1", "tB", "creating", "r1", 2, -1},
-		{"s3", "t1", "tA", "completed", "r2", 3, 300},
-		{"s4", "t2", "tA", "running", "r2", 4, 50},
-		{"s5", "t1", "tA", "running", "r1", 3, 500},
+	    {"s1", "t1", "tA", "running", "r1", 1, 100},
+	    {"s2", "t1", "tB", "creating", "r1", 2, -1},
+	    {"s3", "t1", "tA", "completed", "r2", 3, 300},
+	    {"s4", "t2", "tA", "running", "r2", 4, 50},
+	    {"s5", "t1", "tA", "running", "r1", 3, 500},
 	};
 	int inserted = 0;
 
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-		s = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:n, s:{s:[i,i], s:s}}",
-			      "id", ID(rows[i].id), "tenant", ID(rows[i].tenant), "template_id",
-			      ID(rows[i].tmpl), "status", rows[i].status, "runtime_instance",
-			      ID(rows[i].rt), "created_at", (json_int_t)(base + rows[i].created),
-			      "updated_at", (json_int_t)(base + rows[i].created),
-			      "last_activity_at",
-			      rows[i].activity < 0 ? json_null()
-						   : json_integer(base + rows[i].activity),
-			      "completed_at", "custom", "nested", 1, 2, "note", "kept verbatim");
+		s = json_pack(
+		    "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:n, s:{s:[i,i], s:s}}", "id",
+		    ID(rows[i].id), "tenant", ID(rows[i].tenant), "template_id", ID(rows[i].tmpl),
+		    "status", rows[i].status, "runtime_instance", ID(rows[i].rt), "created_at",
+		    (json_int_t)(base + rows[i].created), "updated_at",
+		    (json_int_t)(base + rows[i].created), "last_activity_at",
+		    rows[i].activity < 0 ? json_null() : json_integer(base + rows[i].activity),
+		    "completed_at", "custom", "nested", 1, 2, "note", "kept verbatim");
 		inserted += db->session_insert(inst, s, &err) == 0;
 		if (i == 0) {
 			rc = db->session_get(inst, ID("s1"), &got, &err);
@@ -233,7 +232,7 @@ static void test_sessions(void *inst)
 	json_decref(page);
 	page = slist(inst, &rc, "{s:s}", "template_id", ID("tA"));
 	ok(rc == 0 && total_of(page) == 4 &&
-		   ids_are(page, 4, ID("s4"), ID("s3"), ID("s5"), ID("s1")),
+	       ids_are(page, 4, ID("s4"), ID("s3"), ID("s5"), ID("s1")),
 	   "session_list filters by template_id across tenants");
 	json_decref(page);
 	page = slist(inst, &rc, "{s:s}", "runtime_instance", ID("r2"));
@@ -246,8 +245,8 @@ static void test_sessions(void *inst)
 	   "last_activity_before selects idle sessions; a never-active one counts from "
 	   "created_at");
 	json_decref(page);
-	page = slist(inst, &rc, "{s:s, s:s, s:s, s:s}", "tenant", ID("t1"), "template_id",
-		     ID("tA"), "status", "running", "runtime_instance", ID("r1"));
+	page = slist(inst, &rc, "{s:s, s:s, s:s, s:s}", "tenant", ID("t1"), "template_id", ID("tA"),
+		     "status", "running", "runtime_instance", ID("r1"));
 	ok(rc == 0 && total_of(page) == 2 && ids_are(page, 2, ID("s5"), ID("s1")),
 	   "session_list combines filters with AND");
 	json_decref(page);
@@ -282,17 +281,15 @@ static void test_sessions(void *inst)
 		ok(rc == 0 && out && version_of(out) == 2,
 		   "session_update increments version and ignores a version in changes");
 		ok(out && json_is_null(json_object_get(out, "runtime_instance")) &&
-			   json_integer_value(json_object_get(out, "extra")) == 5 &&
-			   strcmp(json_string_value(json_object_get(out, "id")), ID("s2")) == 0 &&
-			   strcmp(json_string_value(json_object_get(out, "tenant")), ID("t1")) ==
-				   0,
+		       json_integer_value(json_object_get(out, "extra")) == 5 &&
+		       strcmp(json_string_value(json_object_get(out, "id")), ID("s2")) == 0 &&
+		       strcmp(json_string_value(json_object_get(out, "tenant")), ID("t1")) == 0,
 		   "session_update merges members, stores null as null, keeps id and the rest");
 		json_decref(out);
 		out = NULL;
 		rc = db->session_get(inst, ID("s2"), &out, &err);
 		ok(rc == 0 && version_of(out) == 2 &&
-			   strcmp(json_string_value(json_object_get(out, "status")), "running") ==
-				   0,
+		       strcmp(json_string_value(json_object_get(out, "status")), "running") == 0,
 		   "session_get sees the update");
 		json_decref(out);
 		page = slist(inst, &rc, "{s:s}", "runtime_instance", ID("r1"));
@@ -300,7 +297,8 @@ static void test_sessions(void *inst)
 		   "indexed filters follow updated members");
 		json_decref(page);
 		page = slist(inst, &rc, "{s:s, s:s}", "tenant", ID("t1"), "status", "running");
-		ok(rc == 0 && total_of(page) == 3, "a status change moves the session between lists");
+		ok(rc == 0 && total_of(page) == 3,
+		   "a status change moves the session between lists");
 		json_decref(page);
 
 		out = NULL;
@@ -377,7 +375,7 @@ static void test_race(void *inst)
 	   NRACERS, wins, conflicts);
 	db->session_get(inst, ID("race"), &got, &err);
 	ok(got && version_of(got) == 2 &&
-		   json_integer_value(json_object_get(got, "winner")) == winner,
+	       json_integer_value(json_object_get(got, "winner")) == winner,
 	   "the stored record is the winner's, updated once");
 	json_decref(got);
 }
@@ -411,9 +409,8 @@ static void test_executions(void *inst)
 		n += db->execution_insert(inst, e, &err) == 0;
 		json_decref(e);
 	}
-	e = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", ID("e5"), "session_id", ID("s3"),
-		      "tenant", ID("t1"), "status", "completed", "created_at",
-		      (json_int_t)(base + 9));
+	e = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", ID("e5"), "session_id", ID("s3"), "tenant",
+		      ID("t1"), "status", "completed", "created_at", (json_int_t)(base + 9));
 	n += db->execution_insert(inst, e, &err) == 0;
 	ok(n == 5, "execution_insert stores five executions");
 	ok(db->execution_insert(inst, e, &err) == -SBX_E_CONFLICT,
@@ -428,11 +425,10 @@ static void test_executions(void *inst)
 
 	page = xlist(inst, &rc, "{s:s}", "session_id", ID("s1"));
 	ok(rc == 0 && total_of(page) == 4 &&
-		   ids_are(page, 4, ID("e4"), ID("e3"), ID("e2"), ID("e1")),
+	       ids_are(page, 4, ID("e4"), ID("e3"), ID("e2"), ID("e1")),
 	   "execution_list by session is newest first with the session's total");
 	json_decref(page);
-	page = xlist(inst, &rc, "{s:s, s:i, s:i}", "session_id", ID("s1"), "limit", 1, "offset",
-		     1);
+	page = xlist(inst, &rc, "{s:s, s:i, s:i}", "session_id", ID("s1"), "limit", 1, "offset", 1);
 	ok(rc == 0 && total_of(page) == 4 && ids_are(page, 1, ID("e3")),
 	   "execution_list paginates with limit and offset");
 	json_decref(page);
@@ -442,8 +438,8 @@ static void test_executions(void *inst)
 	   "execution_list filters by a set of statuses");
 	json_decref(page);
 	page = xlist(inst, &rc, "{s:s}", "tenant", ID("t1"));
-	ok(rc == 0 && total_of(page) == 5 && ids_are(page, 5, ID("e5"), ID("e4"), ID("e3"),
-						    ID("e2"), ID("e1")),
+	ok(rc == 0 && total_of(page) == 5 &&
+	       ids_are(page, 5, ID("e5"), ID("e4"), ID("e3"), ID("e2"), ID("e1")),
 	   "execution_list filters by tenant across sessions");
 	json_decref(page);
 	page = xlist(inst, &rc, "{s:s}", "status", "pending");
@@ -473,8 +469,8 @@ static void test_executions(void *inst)
 	got = NULL;
 	db->execution_get(inst, ID("big"), &got, &err);
 	ok(got && json_string_length(json_object_get(got, "stdout")) == BIG &&
-		   memcmp(json_string_value(json_object_get(got, "stdout")), out, BIG) == 0 &&
-		   memcmp(json_string_value(json_object_get(got, "stderr")), errtext, BIG) == 0,
+	       memcmp(json_string_value(json_object_get(got, "stdout")), out, BIG) == 0 &&
+	       memcmp(json_string_value(json_object_get(got, "stderr")), errtext, BIG) == 0,
 	   "2 MiB stdout and stderr come back byte for byte");
 	json_decref(got);
 	{
@@ -483,8 +479,7 @@ static void test_executions(void *inst)
 		got = NULL;
 		rc = db->execution_update(inst, ID("big"), ch, NULL, &got, &err);
 		ok(rc == 0 && got &&
-			   strcmp(json_string_value(json_object_get(got, "stdout")), errtext) ==
-				   0,
+		       strcmp(json_string_value(json_object_get(got, "stdout")), errtext) == 0,
 		   "execution_update replaces a 2 MiB stdout whole");
 		json_decref(got);
 		json_decref(ch);
@@ -536,9 +531,8 @@ static void test_templates(void *inst)
 	ok(n == 4, "template_insert stores global and tenant templates");
 
 	rc = db->template_get(inst, ID("tpl-g1"), &got, &err);
-	ok(rc == 0 && got && json_is_null(json_object_get(got, "tenant")) &&
-		   version_of(got) == 1 &&
-		   strcmp(json_string_value(json_object_get(got, "name")), "global one") == 0,
+	ok(rc == 0 && got && json_is_null(json_object_get(got, "tenant")) && version_of(got) == 1 &&
+	       strcmp(json_string_value(json_object_get(got, "name")), "global one") == 0,
 	   "template_get returns the template with version 1");
 	json_decref(got);
 	got = NULL;
@@ -548,7 +542,7 @@ static void test_templates(void *inst)
 	q = json_pack("{s:s}", "tenant", ID("t1"));
 	rc = db->template_list(inst, q, &items, &err);
 	ok(rc == 0 && contains_id(items, ID("tpl-a1")) && contains_id(items, ID("tpl-g1")) &&
-		   contains_id(items, ID("tpl-g2")) && !contains_id(items, ID("tpl-b1")),
+	       contains_id(items, ID("tpl-g2")) && !contains_id(items, ID("tpl-b1")),
 	   "template_list for a tenant returns its templates and the global ones only");
 	{
 		/* Order by id: our ids a1 < b1 < g1 < g2 appear in that relative order. */
@@ -556,17 +550,17 @@ static void test_templates(void *inst)
 		size_t i;
 		json_t *v;
 
-		json_array_foreach(items, i, v)
-		{
+		json_array_foreach (items, i, v) {
 			const char *id = json_string_value(json_object_get(v, "id"));
 
 			if (k < 3 && id && strncmp(id, run, strlen(run)) == 0)
 				pos[k++] = (int)i;
 			if (i > 0 && strcmp(id, json_string_value(json_object_get(
-							json_array_get(items, i - 1), "id"))) < 0)
+						    json_array_get(items, i - 1), "id"))) < 0)
 				pos[0] = -2;
 		}
-		ok(pos[0] >= 0 && pos[0] < pos[1] && pos[1] < pos[2], "template_list is ordered by id");
+		ok(pos[0] >= 0 && pos[0] < pos[1] && pos[1] < pos[2],
+		   "template_list is ordered by id");
 	}
 	json_decref(items);
 	json_decref(q);
@@ -580,14 +574,15 @@ static void test_templates(void *inst)
 	got = NULL;
 	rc = db->template_update(inst, ID("tpl-a1"), q, &got, &err);
 	ok(rc == 0 && got && version_of(got) == 2 &&
-		   strcmp(json_string_value(json_object_get(got, "name")), "renamed") == 0 &&
-		   json_is_null(json_object_get(got, "image_url")),
+	       strcmp(json_string_value(json_object_get(got, "name")), "renamed") == 0 &&
+	       json_is_null(json_object_get(got, "image_url")),
 	   "template_update merges changes and increments version");
 	json_decref(got);
 	ok(db->template_update(inst, ID("tpl-none"), q, NULL, &err) == -SBX_E_NOTFOUND,
 	   "updating a missing template is SBX_E_NOTFOUND");
 	json_decref(q);
-	ok(db->template_delete(inst, ID("tpl-b1"), &err) == 0, "template_delete removes a template");
+	ok(db->template_delete(inst, ID("tpl-b1"), &err) == 0,
+	   "template_delete removes a template");
 	got = NULL;
 	ok(db->template_get(inst, ID("tpl-b1"), &got, &err) == -SBX_E_NOTFOUND,
 	   "a deleted template is gone");
@@ -635,13 +630,12 @@ static void test_restart(void **instp)
 	if (!*instp)
 		return;
 	ok(db->session_get(*instp, ID("s3"), &got, &err) == 0 && got &&
-		   strcmp(json_string_value(json_object_get(got, "template_id")), ID("tA")) == 0,
+	       strcmp(json_string_value(json_object_get(got, "template_id")), ID("tA")) == 0,
 	   "sessions survive a restart");
 	json_decref(got);
 	got = NULL;
 	ok(db->execution_get(*instp, ID("big"), &got, &err) == 0 && got &&
-		   json_string_length(json_object_get(got, "stdout")) == BIG &&
-		   version_of(got) == 2,
+	       json_string_length(json_object_get(got, "stdout")) == BIG && version_of(got) == 2,
 	   "executions (2 MiB output) survive a restart");
 	json_decref(got);
 	got = NULL;
@@ -685,8 +679,7 @@ int main(int argc, char **argv)
 	if (!modpath) {
 		const char *tb = getenv("top_builddir");
 
-		snprintf(defmod, sizeof defmod, "%s/plugins/db/sqlite/db_sqlite.la",
-			 tb ? tb : ".");
+		snprintf(defmod, sizeof defmod, "%s/plugins/db/sqlite/db_sqlite.la", tb ? tb : ".");
 		modpath = defmod;
 	}
 	config = json_loads(cfg ? cfg : "{}", 0, &jerr);
@@ -694,8 +687,8 @@ int main(int argc, char **argv)
 		printf("Bail out! config is not a JSON object: %s\n", jerr.text);
 		return 1;
 	}
-	if (fakecore_module_open(modpath, SBX_KIND_DB, sizeof(struct sbx_db_plugin), &mod,
-				 errbuf, sizeof errbuf) != 0) {
+	if (fakecore_module_open(modpath, SBX_KIND_DB, sizeof(struct sbx_db_plugin), &mod, errbuf,
+				 sizeof errbuf) != 0) {
 		printf("Bail out! %s\n", errbuf);
 		return 1;
 	}

@@ -27,8 +27,8 @@ static struct {
 	char data_dir[4096];
 	struct sbx_core_api api;
 } fc = {
-	.once = PTHREAD_ONCE_INIT,
-	.lock = PTHREAD_MUTEX_INITIALIZER,
+    .once = PTHREAD_ONCE_INIT,
+    .lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 static const char *level_name(int level)
@@ -139,17 +139,17 @@ static void init_once(void)
 	}
 	fc.metrics = json_object();
 	fc.api = (struct sbx_core_api){
-		.size = sizeof(struct sbx_core_api),
-		.abi_major = SBX_ABI_MAJOR,
-		.abi_minor = SBX_ABI_MINOR,
-		.log = fc_log,
-		.now_ms = fc_now_ms,
-		.monotonic_ms = fc_monotonic_ms,
-		.random_bytes = fc_random_bytes,
-		.http_request = httpc_request,
-		.counter_add = fc_counter_add,
-		.gauge_set = fc_gauge_set,
-		.data_dir = fc_data_dir,
+	    .size = sizeof(struct sbx_core_api),
+	    .abi_major = SBX_ABI_MAJOR,
+	    .abi_minor = SBX_ABI_MINOR,
+	    .log = fc_log,
+	    .now_ms = fc_now_ms,
+	    .monotonic_ms = fc_monotonic_ms,
+	    .random_bytes = fc_random_bytes,
+	    .http_request = httpc_request,
+	    .counter_add = fc_counter_add,
+	    .gauge_set = fc_gauge_set,
+	    .data_dir = fc_data_dir,
 	};
 }
 

@@ -39,9 +39,9 @@ static void skip_all(const char *why)
 static int can_userns(void)
 {
 	int st;
-	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS |
-						  CLONE_NEWNET | SIGCHLD,
-				   NULL, NULL, NULL, NULL);
+	pid_t pid = (pid_t)syscall(
+	    SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | SIGCHLD, NULL,
+	    NULL, NULL, NULL);
 	if (pid == 0)
 		_exit(0);
 	if (pid < 0)
@@ -70,13 +70,12 @@ static void *new_instance(json_t *extra, sbx_err *err)
 	return inst;
 }
 
-static json_t *make(void *inst, const char *image, long mem, long disk, long procs,
-		    sbx_err *err)
+static json_t *make(void *inst, const char *image, long mem, long disk, long procs, sbx_err *err)
 {
-	json_t *spec = json_pack("{s:s, s:s, s:s, s:{s:f, s:i, s:i, s:i}}", "session_id",
-				 "s-test", "image", image, "runtime_type", "python3.11",
-				 "resources", "cpu", 1.0, "memory_mb", (int)mem, "disk_mb",
-				 (int)disk, "max_processes", (int)procs);
+	json_t *spec =
+	    json_pack("{s:s, s:s, s:s, s:{s:f, s:i, s:i, s:i}}", "session_id", "s-test", "image",
+		      image, "runtime_type", "python3.11", "resources", "cpu", 1.0, "memory_mb",
+		      (int)mem, "disk_mb", (int)disk, "max_processes", (int)procs);
 	json_t *h = NULL;
 
 	if (rt->sandbox_create(inst, spec, &h, err) < 0)
@@ -189,8 +188,8 @@ static int exists(const char *p)
 
 static int cgroup_gone(const char *id)
 {
-	const char *h[] = { "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu",
-			    "/sys/fs/cgroup/unified", "/sys/fs/cgroup" };
+	const char *h[] = {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu",
+			   "/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
 	char p[512];
 	size_t i;
 
@@ -252,7 +251,8 @@ int main(void)
 
 	/* Config */
 	x = json_pack("{s:i}", "no_such_key", 1);
-	ok(!new_instance(x, &err) && err.code == SBX_E_INVALID && strstr(err.message, "no_such_key"),
+	ok(!new_instance(x, &err) && err.code == SBX_E_INVALID &&
+	       strstr(err.message, "no_such_key"),
 	   "unknown config key is refused, naming the key (%s)", err.message);
 	json_decref(x);
 	inst = new_instance(NULL, &err);
@@ -260,11 +260,11 @@ int main(void)
 		return tap_done();
 	x = NULL;
 	sbx_err_clear(&err);
-	ok(rt->health(inst, &x, &err) == 0, "health passes: cgroups, state dir, bundle, userns (%s)",
-	   err.message);
+	ok(rt->health(inst, &x, &err) == 0,
+	   "health passes: cgroups, state dir, bundle, userns (%s)", err.message);
 	json_decref(x);
 	ok(!make(inst, "ubuntu:nope", 256, 64, 64, &err) && err.code == SBX_E_INVALID &&
-		   strstr(err.message, "catalogue"),
+	       strstr(err.message, "catalogue"),
 	   "unknown image is SBX_E_INVALID naming the catalogue (%s)", err.message);
 
 	/* A failing create says what failed and leaves nothing behind. */
@@ -359,9 +359,10 @@ int main(void)
 	   "mount, unshare(user), unshare(mount) and ptrace fail with EPERM");
 
 	{
-		json_t *r = run(a, "python",
-				"def handler(e):\n    b = bytearray(400 << 20)\n"
-				"    for i in range(0, len(b), 4096): b[i] = 1\n    return len(b)\n");
+		json_t *r =
+		    run(a, "python",
+			"def handler(e):\n    b = bytearray(400 << 20)\n"
+			"    for i in range(0, len(b), 4096): b[i] = 1\n    return len(b)\n");
 		const char *s = r ? json_string_value(json_object_get(r, "status")) : NULL;
 		ok(s && strcmp(s, "completed"),
 		   "a memory hog beyond memory_mb is killed (status %s)", s ? s : "none");
@@ -381,7 +382,8 @@ int main(void)
 		 "    for i in range(500):\n        try:\n            p = os.fork()\n"
 		 "        except OSError as x:\n            err = errno.errorcode[x.errno]\n"
 		 "            break\n        if p == 0:\n            time.sleep(30)\n"
-		 "            os._exit(0)\n        kids.append(p)\n    return [err, len(kids) < 64]\n",
+		 "            os._exit(0)\n        kids.append(p)\n    return [err, len(kids) < "
+		 "64]\n",
 		 "[\"EAGAIN\",true]"),
 	   "a fork bomb is stopped by the pids limit");
 	ok(py_is(a, "def handler(e):\n    return 'alive'\n", "\"alive\""),
@@ -391,7 +393,7 @@ int main(void)
 		 "def handler(e):\n    open('/tmp/keep','w').write('kept')\n"
 		 "    open('/workspace/mine','w').write('a')\n    return 1\n",
 		 "1") &&
-		   py_is(a, "def handler(e):\n    return open('/tmp/keep').read()\n", "\"kept\""),
+	       py_is(a, "def handler(e):\n    return open('/tmp/keep').read()\n", "\"kept\""),
 	   "/tmp persists between executions");
 	ok(py_is(a,
 		 "import errno\ndef handler(e):\n    f = open('/workspace/big','wb')\n"
@@ -413,22 +415,23 @@ int main(void)
 		free(v);
 		json_decref(r);
 		r = run(a, "shell", "id -u; ls /workspace > /dev/null && echo ok-shell\n");
-		ok(r && strstr(json_string_value(json_object_get(r, "stdout")) ?: "", "1000\nok-shell"),
+		ok(r && strstr(json_string_value(json_object_get(r, "stdout")) ?: "",
+			       "1000\nok-shell"),
 		   "a shell script runs in the sandbox");
 		json_decref(r);
 	}
 
 	b = make(inst, "python:3.11", 128, 8, 64, &err);
 	if (ok(b != NULL, "a second sandbox is created (%s)", b ? "ok" : err.message))
-		ok(py_is(b,
-			 "import os\ndef handler(e):\n    return os.listdir('/workspace')\n", "[]"),
+		ok(py_is(b, "import os\ndef handler(e):\n    return os.listdir('/workspace')\n",
+			 "[]"),
 		   "two sandboxes do not see each other's /workspace");
 
 	/* Restart: a new instance on the same state dir still lists and runs `a`. */
 	inst2 = new_instance(NULL, &err);
 	found = 0;
 	if (inst2 && rt->sandbox_list(inst2, &list, &err) == 0) {
-		json_array_foreach(list, i, x)
+		json_array_foreach (list, i, x)
 			if (json_equal(json_object_get(x, "sandbox_id"),
 				       json_object_get(a, "sandbox_id")))
 				found = 1;
@@ -436,15 +439,15 @@ int main(void)
 	}
 	ok(found, "sandbox_list after re-creating the instance lists a live sandbox");
 	ok(inst2 && rt->sandbox_status(inst2, a, &st, &err) == 0 &&
-		   !strcmp(json_string_value(json_object_get(st, "state")), "running"),
+	       !strcmp(json_string_value(json_object_get(st, "state")), "running"),
 	   "its status is running after the restart");
 	json_decref(st);
 	st = NULL;
 	if (inst2) {
 		x = NULL;
 		ok(rt->nodes(inst2, &x, &err) == 0 &&
-			   json_integer_value(json_object_get(
-				   json_object_get(json_array_get(x, 0), "allocated"), "sessions")) == 2,
+		       json_integer_value(json_object_get(
+			   json_object_get(json_array_get(x, 0), "allocated"), "sessions")) == 2,
 		   "nodes counts the two live sandboxes");
 		json_decref(x);
 	}
@@ -461,7 +464,7 @@ int main(void)
 		   "destroy leaves no process, cgroup or directory");
 		ok(rt->sandbox_destroy(inst, a, &err) == 0, "destroy is idempotent");
 		ok(rt->sandbox_status(inst, a, &st, &err) == 0 &&
-			   strcmp(json_string_value(json_object_get(st, "state")), "running"),
+		       strcmp(json_string_value(json_object_get(st, "state")), "running"),
 		   "status of a destroyed sandbox is not running");
 		json_decref(st);
 		st = NULL;
@@ -484,8 +487,8 @@ int main(void)
 	if (ok(i == 10, "ten create/destroy cycles succeed")) {
 		qsort(t_create, 10, sizeof *t_create, cmp_double);
 		qsort(t_destroy, 10, sizeof *t_destroy, cmp_double);
-		diag("create p50 %.1f ms (max %.1f), destroy p50 %.1f ms (max %.1f)",
-		     t_create[5], t_create[9], t_destroy[5], t_destroy[9]);
+		diag("create p50 %.1f ms (max %.1f), destroy p50 %.1f ms (max %.1f)", t_create[5],
+		     t_create[9], t_destroy[5], t_destroy[9]);
 	}
 	for (i = 0; i < 10; i++) {
 		double t0 = ms_now();

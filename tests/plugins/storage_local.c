@@ -114,8 +114,7 @@ static void page_keys(const json_t *page, char *out, size_t cap)
 	json_t *m;
 
 	out[0] = '\0';
-	json_array_foreach(json_object_get(page, "items"), i, m)
-	{
+	json_array_foreach (json_object_get(page, "items"), i, m) {
 		if (i)
 			strncat(out, " ", cap - strlen(out) - 1);
 		strncat(out, json_string_value(json_object_get(m, "key")), cap - strlen(out) - 1);
@@ -174,14 +173,12 @@ static void test_roundtrip(void)
 	free(s);
 	rc = sp->head(inst, "a/b/c.txt", &meta, &err);
 	ok(rc == 0 && json_integer_value(json_object_get(meta, "size")) == 11 &&
-		   strcmp(json_string_value(json_object_get(meta, "key")), "a/b/c.txt") == 0,
+	       strcmp(json_string_value(json_object_get(meta, "key")), "a/b/c.txt") == 0,
 	   "head reports key and size");
 	ok(meta && json_is_string(json_object_get(meta, "content_type")) &&
-		   strcmp(json_string_value(json_object_get(meta, "content_type")),
-			  "text/plain") == 0,
+	       strcmp(json_string_value(json_object_get(meta, "content_type")), "text/plain") == 0,
 	   "head reports the content type given to put");
-	ok(meta &&
-		   llabs(json_integer_value(json_object_get(meta, "modified_at")) - now) < 10000,
+	ok(meta && llabs(json_integer_value(json_object_get(meta, "modified_at")) - now) < 10000,
 	   "head reports modified_at in milliseconds since the epoch");
 	json_decref(meta);
 
@@ -210,7 +207,7 @@ static void test_roundtrip(void)
 		rc = sp->put(inst, "short/obj", mem_read, &m, 100, NULL, &err);
 		meta = NULL;
 		ok(rc == -SBX_E_INVALID &&
-			   sp->head(inst, "short/obj", &meta, &err) == -SBX_E_NOTFOUND,
+		       sp->head(inst, "short/obj", &meta, &err) == -SBX_E_NOTFOUND,
 		   "a body shorter than the announced size fails and stores nothing");
 	}
 	s = get_str("no/such", &rc);
@@ -242,8 +239,7 @@ static void test_list(void)
 	   "list returns keys in byte order across directories");
 	ok(list_is("l/", NULL, 3, "l/a-b l/a.c l/a/x", "l/a/x"),
 	   "list page 1 holds `limit` keys and a next cursor");
-	ok(list_is("l/", "l/a/x", 3, "l/a/y/z l/ab l/b", "l/b"),
-	   "list continues after the cursor");
+	ok(list_is("l/", "l/a/x", 3, "l/a/y/z l/ab l/b", "l/b"), "list continues after the cursor");
 	ok(list_is("l/", "l/b", 3, "l/c", NULL), "the last page has no next cursor");
 	ok(list_is("l/a", NULL, 100, "l/a-b l/a.c l/a/x l/a/y/z l/ab", NULL),
 	   "a prefix may end inside a path component");
@@ -271,8 +267,8 @@ static void test_list(void)
 
 static void test_keys(void)
 {
-	const char *bad[] = {"../x", "/abs", "", "a/../b", "a//b", "a b", "a/", "./a", "a/./b",
-			     "a\\b", "ok/..", "x#y"};
+	const char *bad[] = {"../x", "/abs", "",      "a/../b", "a//b",  "a b",
+			     "a/",   "./a",  "a/./b", "a\\b",   "ok/..", "x#y"};
 	char longkey[1100], okkey[1025];
 	struct membuf m = {.data = "x", .len = 1};
 	json_t *meta = NULL;
@@ -341,14 +337,15 @@ static void test_symlinks(void)
 	   "head does not follow a file symlink");
 	rc = put_str("linkdir/new", "x", NULL);
 	snprintf(path, sizeof path, "%s/new", outside);
-	ok(rc < 0 && lstat(path, &st) < 0, "put through a directory symlink writes nothing outside");
+	ok(rc < 0 && lstat(path, &st) < 0,
+	   "put through a directory symlink writes nothing outside");
 	ok(list_is("link", NULL, 10, "", NULL), "list skips symbolic links");
-	ok(sp->del_prefix(inst, "linkdir/", &err) == 0 && sp->del(inst, "linkdir/secret", &err) == 0,
+	ok(sp->del_prefix(inst, "linkdir/", &err) == 0 &&
+	       sp->del(inst, "linkdir/secret", &err) == 0,
 	   "deletes through a symlink succeed without touching the target");
 	snprintf(path, sizeof path, "%s/secret", outside);
 	ok(lstat(path, &st) == 0, "the file outside dir is still there");
-	ok(put_str("linkfile", "replaced", NULL) == 0 && lstat(path, &st) == 0 &&
-		   st.st_size == 6,
+	ok(put_str("linkfile", "replaced", NULL) == 0 && lstat(path, &st) == 0 && st.st_size == 6,
 	   "put over a file symlink replaces the link, not its target");
 	unlink(link1);
 }
@@ -431,9 +428,9 @@ static void test_big(void)
 	EVP_MD_CTX_free(h.md);
 }
 
-#define OBJ (256 * 1024)
+#define OBJ     (256 * 1024)
 #define WRITERS 4
-#define ROUNDS 25
+#define ROUNDS  25
 
 struct writer {
 	int id;
@@ -508,8 +505,7 @@ static void test_concurrent(void)
 	}
 	ok(failures == 0, "concurrent puts of one key all succeed");
 	ok(torn == 0 && reads > 0,
-	   "readers never see a partial or mixed object during concurrent puts (%d reads)",
-	   reads);
+	   "readers never see a partial or mixed object during concurrent puts (%d reads)", reads);
 	temps = 0;
 	nftw(root, count_temp, 16, FTW_PHYS);
 	ok(temps == 0, "no temporary files are left behind");
@@ -522,7 +518,7 @@ static void test_misc(void)
 	sbx_err err;
 
 	ok(sp->health && sp->health(inst, &detail, &err) == 0 &&
-		   json_is_string(json_object_get(detail, "dir")),
+	       json_is_string(json_object_get(detail, "dir")),
 	   "health writes to the directory and reports it");
 	json_decref(detail);
 	ok(!SBX_HAS_MEMBER(sp, struct sbx_storage_plugin, presign_get),
@@ -530,7 +526,7 @@ static void test_misc(void)
 	bad = json_pack("{s:s, s:b, s:i}", "dir", root, "fsync", 0, "bogus_key", 1);
 	sbx_err_clear(&err);
 	ok(sp->life.create(fakecore_api(), "t", bad, &other, &err) == -SBX_E_INVALID &&
-		   strstr(err.message, "bogus_key"),
+	       strstr(err.message, "bogus_key"),
 	   "an unknown config key is SBX_E_INVALID naming it (%s)", err.message);
 	json_decref(bad);
 	bad = json_object();
@@ -558,8 +554,8 @@ int main(int argc, char **argv)
 			 tb ? tb : ".");
 		modpath = defmod;
 	}
-	if (fakecore_module_open(modpath, SBX_KIND_STORAGE, sizeof(struct sbx_storage_plugin),
-				 &mod, errbuf, sizeof errbuf) != 0) {
+	if (fakecore_module_open(modpath, SBX_KIND_STORAGE, sizeof(struct sbx_storage_plugin), &mod,
+				 errbuf, sizeof errbuf) != 0) {
 		printf("Bail out! %s\n", errbuf);
 		return 1;
 	}

@@ -105,8 +105,7 @@ static int warm(const json_t *node, const char *template_id)
 
 	if (!template_id)
 		return 0;
-	json_array_foreach(json_object_get(node, "templates_warm"), i, t)
-	{
+	json_array_foreach (json_object_get(node, "templates_warm"), i, t) {
 		if (json_is_string(t) && strcmp(json_string_value(t), template_id) == 0)
 			return 1;
 	}
@@ -133,8 +132,7 @@ static int select_node(void *inst, const json_t *request, const json_t *nodes, j
 	if (!json_is_array(nodes))
 		return sbx_err_set(err, SBX_E_INTERNAL, "node inventory is not an array");
 	for (pass = ff->prefer_warm ? 0 : 1; pass < 2 && !pick; pass++) {
-		json_array_foreach(nodes, i, node)
-		{
+		json_array_foreach (nodes, i, node) {
 			if ((pass == 1 || warm(node, tmpl)) && fits(ff, node, cpu, mem)) {
 				pick = node;
 				if (pass == 0)

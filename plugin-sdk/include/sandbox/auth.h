@@ -26,8 +26,7 @@ struct sbx_auth_plugin {
 	 * SBX_DEFER when the request carries no credential this module recognises (the next
 	 * module in the chain is asked); SBX_E_UNAUTHORIZED when it is this module's kind of
 	 * credential but invalid or expired. If every module defers, the core refuses (401). */
-	int (*authenticate)(void *inst, const json_t *request, json_t **principal,
-			    sbx_err *err);
+	int (*authenticate)(void *inst, const json_t *request, json_t **principal, sbx_err *err);
 
 	/* Optional. Key management for modules that own credentials (apikey).
 	 * op (borrowed): {"op": "create"|"list"|"revoke", ...}; *result new reference. */

@@ -41,9 +41,9 @@ struct sbx_core_api {
 	 * pass secrets or request bodies. Any thread. */
 	void (*log)(const char *who, int level, const char *fmt, ...)
 #if defined(__GNUC__)
-		__attribute__((format(printf, 3, 4)))
+	    __attribute__((format(printf, 3, 4)))
 #endif
-		;
+	    ;
 
 	/* Wall clock in milliseconds since the epoch, and a monotonic clock in ms.
 	 * Any thread. */
@@ -82,7 +82,7 @@ struct sbx_core_api {
 	const char *(*data_dir)(void);
 };
 
-#define SBX_CORE_HAS(api, member)                                                          \
+#define SBX_CORE_HAS(api, member)                                                                  \
 	((api)->size >= offsetof(struct sbx_core_api, member) + sizeof((api)->member))
 
 #ifdef __cplusplus

@@ -20,7 +20,7 @@ extern "C" {
  *   < 0          error; the value is the negated sbx_errcode and err->message says why.
  * The core maps an sbx_errcode to an HTTP status in exactly one place.
  */
-#define SBX_OK 0
+#define SBX_OK    0
 #define SBX_DEFER 1
 
 enum sbx_errcode {
@@ -46,8 +46,8 @@ enum sbx_errcode {
  * It must never contain secrets (passwords, tokens, keys).
  */
 typedef struct sbx_err {
-	int code;                       /* an sbx_errcode, 0 when unset */
-	char message[SBX_ERR_MSG_MAX];  /* NUL-terminated */
+	int code;                      /* an sbx_errcode, 0 when unset */
+	char message[SBX_ERR_MSG_MAX]; /* NUL-terminated */
 } sbx_err;
 
 /* Sets err (if non-NULL) and returns -code, so callers can `return sbx_err_set(...)`.
@@ -55,7 +55,8 @@ typedef struct sbx_err {
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static inline int sbx_err_set(sbx_err *err, int code, const char *fmt, ...)
+static inline int
+sbx_err_set(sbx_err *err, int code, const char *fmt, ...)
 {
 	if (err) {
 		va_list ap;

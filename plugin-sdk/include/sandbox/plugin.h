@@ -29,8 +29,8 @@ extern "C" {
 #endif
 
 #define SBX_PLUGIN_MAGIC 0x53425850u /* "SBXP" */
-#define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 0
+#define SBX_ABI_MAJOR    1
+#define SBX_ABI_MINOR    0
 
 #if defined(__GNUC__)
 #define SBX_EXPORT __attribute__((visibility("default")))
@@ -97,12 +97,11 @@ struct sbx_plugin {
 
 /* Initialise a descriptor's header: SBX_PLUGIN_HEADER(SBX_KIND_DB, struct sbx_db_plugin,
  * "sqlite", "1.0.0", "SQLite state store"). */
-#define SBX_PLUGIN_HEADER(kind_, type_, name_, version_, desc_)                           \
-	{                                                                                  \
-		.magic = SBX_PLUGIN_MAGIC, .abi_major = SBX_ABI_MAJOR,                     \
-		.abi_minor = SBX_ABI_MINOR, .size = (uint32_t)sizeof(type_),               \
-		.kind = (kind_), .name = (name_), .version = (version_),                   \
-		.description = (desc_)                                                     \
+#define SBX_PLUGIN_HEADER(kind_, type_, name_, version_, desc_)                                    \
+	{                                                                                          \
+		.magic = SBX_PLUGIN_MAGIC, .abi_major = SBX_ABI_MAJOR, .abi_minor = SBX_ABI_MINOR, \
+		.size = (uint32_t)sizeof(type_), .kind = (kind_), .name = (name_),                 \
+		.version = (version_), .description = (desc_)                                      \
 	}
 
 /*
@@ -114,8 +113,8 @@ typedef const struct sbx_plugin_header *(*sbx_plugin_entry_fn)(void);
 #define SBX_PLUGIN_ENTRY_SYMBOL "sbx_plugin_entry"
 
 /* True when a descriptor of header size `hsize` contains member `member` of `type`. */
-#define SBX_HAS_MEMBER(desc, type, member)                                                 \
-	((desc)->hdr.size >= offsetof(type, member) + sizeof(((type *)0)->member) &&       \
+#define SBX_HAS_MEMBER(desc, type, member)                                                         \
+	((desc)->hdr.size >= offsetof(type, member) + sizeof(((type *)0)->member) &&               \
 	 ((type *)(desc))->member != NULL)
 
 #ifdef __cplusplus

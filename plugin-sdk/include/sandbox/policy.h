@@ -25,8 +25,8 @@ struct sbx_policy_plugin {
 	 * runtime.nodes, each with an added "runtime" (instance name).
 	 * *choice (new reference): {"node": "id", "runtime": "instance", "reason"?: "..."}.
 	 * SBX_E_LIMIT when no node can take the session. */
-	int (*select_node)(void *inst, const json_t *request, const json_t *nodes,
-			   json_t **choice, sbx_err *err);
+	int (*select_node)(void *inst, const json_t *request, const json_t *nodes, json_t **choice,
+			   sbx_err *err);
 };
 
 #ifdef __cplusplus

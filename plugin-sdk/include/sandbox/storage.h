@@ -24,8 +24,8 @@ struct sbx_storage_plugin {
 	/* Mandatory. Store `size` bytes pulled from read_fn (size -1: until read_fn returns
 	 * 0). The object appears atomically: readers see the old object or the whole new
 	 * one, never a part. content_type may be NULL. */
-	int (*put)(void *inst, const char *key, sbx_read_fn read_fn, void *read_ctx,
-		   long long size, const char *content_type, sbx_err *err);
+	int (*put)(void *inst, const char *key, sbx_read_fn read_fn, void *read_ctx, long long size,
+		   const char *content_type, sbx_err *err);
 
 	/* Mandatory. Stream the object to write_fn. A write_fn failure aborts with
 	 * SBX_E_INTERNAL. */
@@ -38,8 +38,8 @@ struct sbx_storage_plugin {
 	/* Mandatory. Objects whose key starts with prefix, in key order, at most `limit`
 	 * (1..1000), starting after `cursor` (NULL for the first page).
 	 * *page: {"items": [meta...], "next"?: "cursor"}. */
-	int (*list)(void *inst, const char *prefix, const char *cursor, int limit,
-		    json_t **page, sbx_err *err);
+	int (*list)(void *inst, const char *prefix, const char *cursor, int limit, json_t **page,
+		    sbx_err *err);
 
 	/* Mandatory. Remove one object; a missing object is 0 (idempotent). */
 	int (*del)(void *inst, const char *key, sbx_err *err);

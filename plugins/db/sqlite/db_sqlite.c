@@ -21,7 +21,7 @@
 #include "sqlite_int.h"
 
 #define LIST_DEFAULT_LIMIT 100
-#define LIST_MAX_LIMIT 1000
+#define LIST_MAX_LIMIT     1000
 
 enum stmt_id {
 	ST_BEGIN_IMMEDIATE,
@@ -48,39 +48,39 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
-	[ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
-	[ST_BEGIN] = "BEGIN",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_S_INSERT] = "INSERT INTO sessions(id, tenant, template_id, status, runtime_instance,"
-			" created_at, updated_at, last_activity_at, completed_at, version, doc)"
-			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	[ST_S_GET] = "SELECT doc FROM sessions WHERE id = ?1",
-	[ST_S_UPDATE] = "UPDATE sessions SET tenant = ?2, template_id = ?3, status = ?4,"
-			" runtime_instance = ?5, created_at = ?6, updated_at = ?7,"
-			" last_activity_at = ?8, completed_at = ?9, version = ?10, doc = ?11"
-			" WHERE id = ?1",
-	[ST_S_DELETE] = "DELETE FROM sessions WHERE id = ?1",
-	[ST_S_DELETE_EXECS] = "DELETE FROM executions WHERE session_id = ?1",
-	[ST_E_INSERT] = "INSERT INTO executions(id, session_id, tenant, status, created_at,"
-			" started_at, completed_at, version, doc)"
-			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-	[ST_E_GET] = "SELECT doc FROM executions WHERE id = ?1",
-	[ST_E_UPDATE] = "UPDATE executions SET session_id = ?2, tenant = ?3, status = ?4,"
-			" created_at = ?5, started_at = ?6, completed_at = ?7, version = ?8,"
-			" doc = ?9 WHERE id = ?1",
-	[ST_T_INSERT] = "INSERT INTO templates(id, tenant, created_at, version, doc)"
-			" VALUES (?1, ?2, ?3, ?4, ?5)",
-	[ST_T_GET] = "SELECT doc FROM templates WHERE id = ?1",
-	[ST_T_UPDATE] = "UPDATE templates SET tenant = ?2, created_at = ?3, version = ?4,"
-			" doc = ?5 WHERE id = ?1",
-	[ST_T_DELETE] = "DELETE FROM templates WHERE id = ?1",
-	[ST_L_GET] = "SELECT holder, expires_at FROM leases WHERE name = ?1",
-	[ST_L_PUT] = "INSERT INTO leases(name, holder, expires_at) VALUES (?1, ?2, ?3)"
-		     " ON CONFLICT(name) DO UPDATE SET holder = excluded.holder,"
-		     " expires_at = excluded.expires_at",
-	[ST_L_DELETE] = "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
-	[ST_HEALTH] = "SELECT MAX(version) FROM schema_version",
+    [ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+    [ST_BEGIN] = "BEGIN",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_S_INSERT] = "INSERT INTO sessions(id, tenant, template_id, status, runtime_instance,"
+		    " created_at, updated_at, last_activity_at, completed_at, version, doc)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_S_GET] = "SELECT doc FROM sessions WHERE id = ?1",
+    [ST_S_UPDATE] = "UPDATE sessions SET tenant = ?2, template_id = ?3, status = ?4,"
+		    " runtime_instance = ?5, created_at = ?6, updated_at = ?7,"
+		    " last_activity_at = ?8, completed_at = ?9, version = ?10, doc = ?11"
+		    " WHERE id = ?1",
+    [ST_S_DELETE] = "DELETE FROM sessions WHERE id = ?1",
+    [ST_S_DELETE_EXECS] = "DELETE FROM executions WHERE session_id = ?1",
+    [ST_E_INSERT] = "INSERT INTO executions(id, session_id, tenant, status, created_at,"
+		    " started_at, completed_at, version, doc)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_E_GET] = "SELECT doc FROM executions WHERE id = ?1",
+    [ST_E_UPDATE] = "UPDATE executions SET session_id = ?2, tenant = ?3, status = ?4,"
+		    " created_at = ?5, started_at = ?6, completed_at = ?7, version = ?8,"
+		    " doc = ?9 WHERE id = ?1",
+    [ST_T_INSERT] = "INSERT INTO templates(id, tenant, created_at, version, doc)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_T_GET] = "SELECT doc FROM templates WHERE id = ?1",
+    [ST_T_UPDATE] = "UPDATE templates SET tenant = ?2, created_at = ?3, version = ?4,"
+		    " doc = ?5 WHERE id = ?1",
+    [ST_T_DELETE] = "DELETE FROM templates WHERE id = ?1",
+    [ST_L_GET] = "SELECT holder, expires_at FROM leases WHERE name = ?1",
+    [ST_L_PUT] = "INSERT INTO leases(name, holder, expires_at) VALUES (?1, ?2, ?3)"
+		 " ON CONFLICT(name) DO UPDATE SET holder = excluded.holder,"
+		 " expires_at = excluded.expires_at",
+    [ST_L_DELETE] = "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+    [ST_HEALTH] = "SELECT MAX(version) FROM schema_version",
 };
 
 struct sqdb;
@@ -99,10 +99,10 @@ struct sqdb {
 	char *path;
 	int busy_timeout_ms;
 	int sync_full;
-	pthread_key_t key;     /* this instance's connection on the calling thread */
+	pthread_key_t key; /* this instance's connection on the calling thread */
 	int key_ok;
-	pthread_mutex_t lock;  /* guards conns */
-	struct conn *conns;    /* every open connection, so destroy can close them */
+	pthread_mutex_t lock; /* guards conns */
+	struct conn *conns;   /* every open connection, so destroy can close them */
 	/* Serialises this process's writers. SQLite allows one writer at a time anyway, and a
 	 * writer that finds the lock taken sleeps in the busy handler (1..100 ms, not woken on
 	 * release); queueing on a mutex instead hands the lock over immediately. Other
@@ -125,25 +125,24 @@ struct kind {
 };
 
 static const struct col session_cols[] = {
-	{"tenant", 0},	   {"template_id", 0}, {"status", 0},
-	{"runtime_instance", 0}, {"created_at", 1},  {"updated_at", 1},
-	{"last_activity_at", 1}, {"completed_at", 1},
+    {"tenant", 0},     {"template_id", 0}, {"status", 0},           {"runtime_instance", 0},
+    {"created_at", 1}, {"updated_at", 1},  {"last_activity_at", 1}, {"completed_at", 1},
 };
 static const struct col execution_cols[] = {
-	{"session_id", 0}, {"tenant", 0},	{"status", 0},
-	{"created_at", 1}, {"started_at", 1}, {"completed_at", 1},
+    {"session_id", 0}, {"tenant", 0},     {"status", 0},
+    {"created_at", 1}, {"started_at", 1}, {"completed_at", 1},
 };
 static const struct col template_cols[] = {
-	{"tenant", 0},
-	{"created_at", 1},
+    {"tenant", 0},
+    {"created_at", 1},
 };
 
-static const struct kind k_session = {"session", ST_S_INSERT, ST_S_GET, ST_S_UPDATE,
-				      session_cols, 8};
-static const struct kind k_execution = {"execution", ST_E_INSERT, ST_E_GET, ST_E_UPDATE,
-					execution_cols, 6};
-static const struct kind k_template = {"template", ST_T_INSERT, ST_T_GET, ST_T_UPDATE,
-				       template_cols, 2};
+static const struct kind k_session = {"session",   ST_S_INSERT,  ST_S_GET,
+				      ST_S_UPDATE, session_cols, 8};
+static const struct kind k_execution = {"execution", ST_E_INSERT,    ST_E_GET,
+					ST_E_UPDATE, execution_cols, 6};
+static const struct kind k_template = {"template",  ST_T_INSERT,   ST_T_GET,
+				       ST_T_UPDATE, template_cols, 2};
 
 int sq_error(sqlite3 *db, int rc, sbx_err *err, const char *what)
 {
@@ -209,11 +208,11 @@ static int conn_open(struct sqdb *d, struct conn **out, sbx_err *err)
 	}
 	c->d = d;
 	/* NOMUTEX: each connection is confined to one thread. */
-	rc = sqlite3_open_v2(d->path, &c->h,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(
+	    d->path, &c->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		ret = sbx_err_set(err, SBX_E_UNAVAILABLE, "sqlite: cannot open '%s': %s",
-				  d->path, c->h ? sqlite3_errmsg(c->h) : sqlite3_errstr(rc));
+		ret = sbx_err_set(err, SBX_E_UNAVAILABLE, "sqlite: cannot open '%s': %s", d->path,
+				  c->h ? sqlite3_errmsg(c->h) : sqlite3_errstr(rc));
 		goto out;
 	}
 	sqlite3_extended_result_codes(c->h, 1);
@@ -373,8 +372,7 @@ static int check_record(const struct kind *k, const json_t *rec, const char **id
 	}
 	v = json_object_get(rec, "id");
 	if (!json_is_string(v) || json_string_length(v) == 0) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "%s lacks a non-empty string 'id'",
-				  k->what);
+		ret = sbx_err_set(err, SBX_E_INVALID, "%s lacks a non-empty string 'id'", k->what);
 		goto out;
 	}
 	*id = json_string_value(v);
@@ -434,8 +432,8 @@ static int load_doc(sqlite3_stmt *st, int col, const char *what, json_t **out, s
 	v = text ? json_loadb(text, (size_t)len, JSON_ALLOW_NUL, &jerr) : NULL;
 	if (!json_is_object(v)) {
 		json_decref(v);
-		ret = sbx_err_set(err, SBX_E_INTERNAL, "stored %s record is not a JSON object",
-				  what);
+		ret =
+		    sbx_err_set(err, SBX_E_INTERNAL, "stored %s record is not a JSON object", what);
 		goto out;
 	}
 	*out = v;
@@ -466,15 +464,13 @@ out:
 	return ret;
 }
 
-static int rec_get(struct sqdb *d, const struct kind *k, const char *id, json_t **out,
-		   sbx_err *err)
+static int rec_get(struct sqdb *d, const struct kind *k, const char *id, json_t **out, sbx_err *err)
 {
 	struct conn *c;
 	int ret;
 
 	if (!id || !*id || !out) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "%s id must be a non-empty string",
-				  k->what);
+		ret = sbx_err_set(err, SBX_E_INVALID, "%s id must be a non-empty string", k->what);
 		goto out;
 	}
 	ret = conn_get(d, &c, err);
@@ -503,13 +499,11 @@ static int rec_update(struct sqdb *d, const struct kind *k, const char *id, cons
 	int rc, ret;
 
 	if (!id || !*id) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "%s id must be a non-empty string",
-				  k->what);
+		ret = sbx_err_set(err, SBX_E_INVALID, "%s id must be a non-empty string", k->what);
 		goto out;
 	}
 	if (!json_is_object(changes)) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "%s changes must be a JSON object",
-				  k->what);
+		ret = sbx_err_set(err, SBX_E_INVALID, "%s changes must be a JSON object", k->what);
 		goto out;
 	}
 	ret = conn_get(d, &c, err);
@@ -524,14 +518,12 @@ static int rec_update(struct sqdb *d, const struct kind *k, const char *id, cons
 	if (expect_status) {
 		status = json_string_value(json_object_get(cur, "status"));
 		if (!status || strcmp(status, expect_status) != 0) {
-			ret = sbx_err_set(err, SBX_E_CONFLICT,
-					  "%s '%s' has status '%s', not '%s'", k->what, id,
-					  status ? status : "(none)", expect_status);
+			ret = sbx_err_set(err, SBX_E_CONFLICT, "%s '%s' has status '%s', not '%s'",
+					  k->what, id, status ? status : "(none)", expect_status);
 			goto out;
 		}
 	}
-	json_object_foreach((json_t *)changes, key, v)
-	{
+	json_object_foreach ((json_t *)changes, key, v) {
 		if (strcmp(key, "id") == 0 || strcmp(key, "version") == 0)
 			continue;
 		if (json_object_set(cur, key, v) != 0) {
@@ -586,21 +578,21 @@ struct filter {
 };
 
 static const struct filter session_filters[] = {
-	{"status", F_STR, "status"},
-	{"statuses", F_STRS, "status"},
-	{"template_id", F_STR, "template_id"},
-	{"tenant", F_STR, "tenant"},
-	{"runtime_instance", F_STR, "runtime_instance"},
-	/* A session never used counts as idle since its creation. */
-	{"last_activity_before", F_BEFORE, "COALESCE(last_activity_at, created_at)"},
-	{NULL, 0, NULL},
+    {"status", F_STR, "status"},
+    {"statuses", F_STRS, "status"},
+    {"template_id", F_STR, "template_id"},
+    {"tenant", F_STR, "tenant"},
+    {"runtime_instance", F_STR, "runtime_instance"},
+    /* A session never used counts as idle since its creation. */
+    {"last_activity_before", F_BEFORE, "COALESCE(last_activity_at, created_at)"},
+    {NULL, 0, NULL},
 };
 
 static const struct filter execution_filters[] = {
-	{"session_id", F_STR, "session_id"},
-	{"statuses", F_STRS, "status"},
-	{"tenant", F_STR, "tenant"},
-	{NULL, 0, NULL},
+    {"session_id", F_STR, "session_id"},
+    {"statuses", F_STRS, "status"},
+    {"tenant", F_STR, "tenant"},
+    {NULL, 0, NULL},
 };
 
 /* Appends the WHERE clause for query to sql and its parameters (strings, integers) to
@@ -622,8 +614,7 @@ static int build_where(const char *what, const struct filter *filters, const jso
 		ret = sbx_err_set(err, SBX_E_INVALID, "%s query must be a JSON object", what);
 		goto out;
 	}
-	json_object_foreach((json_t *)query, key, v)
-	{
+	json_object_foreach ((json_t *)query, key, v) {
 		const struct filter *f = filters;
 
 		if (strcmp(key, "limit") == 0 || strcmp(key, "offset") == 0) {
@@ -673,8 +664,7 @@ static int build_where(const char *what, const struct filter *filters, const jso
 				break;
 			}
 			sqlite3_str_appendf(sql, " AND %s IN (", f->expr);
-			json_array_foreach(v, i, s)
-			{
+			json_array_foreach (v, i, s) {
 				if (!json_is_string(s))
 					goto bad_type;
 				sqlite3_str_appendall(sql, i ? ", ?" : "?");
@@ -701,8 +691,7 @@ static void bind_params(sqlite3_stmt *st, const json_t *params)
 	size_t i;
 	json_t *p;
 
-	json_array_foreach(params, i, p)
-	{
+	json_array_foreach (params, i, p) {
 		if (json_is_string(p))
 			sqlite3_bind_text(st, (int)i + 1, json_string_value(p),
 					  (int)json_string_length(p), SQLITE_TRANSIENT);
@@ -817,7 +806,7 @@ static int session_list(void *inst, const json_t *query, json_t **page, sbx_err 
 }
 
 static int session_update_unlocked(void *inst, const char *id, const json_t *changes,
-			  const char *expect_status, json_t **out, sbx_err *err)
+				   const char *expect_status, json_t **out, sbx_err *err)
 {
 	return rec_update(inst, &k_session, id, changes, expect_status, out, err);
 }
@@ -885,12 +874,11 @@ static int execution_get(void *inst, const char *id, json_t **execution, sbx_err
 
 static int execution_list(void *inst, const json_t *query, json_t **page, sbx_err *err)
 {
-	return rec_list(inst, "execution_list", "executions", execution_filters, query, page,
-			err);
+	return rec_list(inst, "execution_list", "executions", execution_filters, query, page, err);
 }
 
 static int execution_update_unlocked(void *inst, const char *id, const json_t *changes,
-			    const char *expect_status, json_t **out, sbx_err *err)
+				     const char *expect_status, json_t **out, sbx_err *err)
 {
 	return rec_update(inst, &k_execution, id, changes, expect_status, out, err);
 }
@@ -919,8 +907,7 @@ static int template_list(void *inst, const json_t *query, json_t **items, sbx_er
 		ret = sbx_err_set(err, SBX_E_INVALID, "template_list query must be a JSON object");
 		goto out;
 	}
-	json_object_foreach((json_t *)query, key, v)
-	{
+	json_object_foreach ((json_t *)query, key, v) {
 		if (strcmp(key, "tenant") != 0) {
 			ret = sbx_err_set(err, SBX_E_INVALID,
 					  "template_list query: unknown member '%s'", key);
@@ -973,7 +960,7 @@ out:
 }
 
 static int template_update_unlocked(void *inst, const char *id, const json_t *changes, json_t **out,
-			   sbx_err *err)
+				    sbx_err *err)
 {
 	return rec_update(inst, &k_template, id, changes, NULL, out, err);
 }
@@ -1009,7 +996,7 @@ out:
 /* Takes or renews lease `name` under BEGIN IMMEDIATE, using the core's wall clock: all
  * replicas sharing the database must have synchronised clocks (as with any lease). */
 static int lease_acquire_unlocked(void *inst, const char *name, const char *holder, int64_t ttl_ms,
-			 sbx_err *err)
+				  sbx_err *err)
 {
 	struct sqdb *d = inst;
 	struct conn *c = NULL;
@@ -1155,10 +1142,10 @@ static int parse_config(struct sqdb *d, const char *instance_name, const json_t 
 	if (!config)
 		config = empty = json_object();
 	/* jansson's type errors do not name the member: check types first. */
-	if (json_is_object(config) &&
-	    ((json_object_get(config, "path") && !json_is_string(json_object_get(config, "path"))) ||
-	     (json_object_get(config, "synchronous") &&
-	      !json_is_string(json_object_get(config, "synchronous"))))) {
+	if (json_is_object(config) && ((json_object_get(config, "path") &&
+					!json_is_string(json_object_get(config, "path"))) ||
+				       (json_object_get(config, "synchronous") &&
+					!json_is_string(json_object_get(config, "synchronous"))))) {
 		ret = sbx_err_set(err, SBX_E_INVALID,
 				  "db '%s' (sqlite): 'path' and 'synchronous' must be strings",
 				  instance_name);
@@ -1171,8 +1158,8 @@ static int parse_config(struct sqdb *d, const char *instance_name, const json_t 
 				  instance_name);
 		goto out;
 	}
-	if (json_unpack_ex((json_t *)config, &jerr, JSON_STRICT, "{s?s, s?i, s?s}", "path",
-			   &path, "busy_timeout_ms", &bt, "synchronous", &sync) != 0) {
+	if (json_unpack_ex((json_t *)config, &jerr, JSON_STRICT, "{s?s, s?i, s?s}", "path", &path,
+			   "busy_timeout_ms", &bt, "synchronous", &sync) != 0) {
 		ret = sbx_err_set(err, SBX_E_INVALID, "db '%s' (sqlite): bad config: %s",
 				  instance_name, jerr.text);
 		goto out;
@@ -1219,8 +1206,8 @@ out:
 
 /* Main thread, before other threads exist: parses config, opens the main thread's
  * connection, switches to WAL and migrates the schema. */
-static int create(const struct sbx_core_api *core, const char *instance_name,
-		  const json_t *config, void **inst, sbx_err *err)
+static int create(const struct sbx_core_api *core, const char *instance_name, const json_t *config,
+		  void **inst, sbx_err *err)
 {
 	struct sqdb *d;
 	struct conn *c;
@@ -1302,55 +1289,68 @@ static void thread_fini(void *inst)
 
 /* ---- writers, serialised per instance (see sqdb.wlock) ---------------------------- */
 
-#define LOCKED_WRITER(name, params, args)                                              \
-	static int name params                                                          \
-	{                                                                              \
-		struct sqdb *d_ = inst;                                                \
-		int rc_;                                                               \
-		pthread_mutex_lock(&d_->wlock);                                        \
-		rc_ = name##_unlocked args;                                            \
-		pthread_mutex_unlock(&d_->wlock);                                      \
-		return rc_;                                                            \
+#define LOCKED_WRITER(name, params, args)                                                          \
+	static int name params                                                                     \
+	{                                                                                          \
+		struct sqdb *d_ = inst;                                                            \
+		int rc_;                                                                           \
+		pthread_mutex_lock(&d_->wlock);                                                    \
+		rc_ = name##_unlocked args;                                                        \
+		pthread_mutex_unlock(&d_->wlock);                                                  \
+		return rc_;                                                                        \
 	}
 
-LOCKED_WRITER(session_insert, (void *inst, const json_t *session, sbx_err *err), (inst, session, err))
-LOCKED_WRITER(session_update, (void *inst, const char *id, const json_t *changes, const char *expect_status, json_t **out, sbx_err *err), (inst, id, changes, expect_status, out, err))
+LOCKED_WRITER(session_insert, (void *inst, const json_t *session, sbx_err *err),
+	      (inst, session, err))
+LOCKED_WRITER(session_update,
+	      (void *inst, const char *id, const json_t *changes, const char *expect_status,
+	       json_t **out, sbx_err *err),
+	      (inst, id, changes, expect_status, out, err))
 LOCKED_WRITER(session_delete, (void *inst, const char *id, sbx_err *err), (inst, id, err))
-LOCKED_WRITER(execution_insert, (void *inst, const json_t *execution, sbx_err *err), (inst, execution, err))
-LOCKED_WRITER(execution_update, (void *inst, const char *id, const json_t *changes, const char *expect_status, json_t **out, sbx_err *err), (inst, id, changes, expect_status, out, err))
+LOCKED_WRITER(execution_insert, (void *inst, const json_t *execution, sbx_err *err),
+	      (inst, execution, err))
+LOCKED_WRITER(execution_update,
+	      (void *inst, const char *id, const json_t *changes, const char *expect_status,
+	       json_t **out, sbx_err *err),
+	      (inst, id, changes, expect_status, out, err))
 LOCKED_WRITER(template_insert, (void *inst, const json_t *tmpl, sbx_err *err), (inst, tmpl, err))
-LOCKED_WRITER(template_update, (void *inst, const char *id, const json_t *changes, json_t **out, sbx_err *err), (inst, id, changes, out, err))
+LOCKED_WRITER(template_update,
+	      (void *inst, const char *id, const json_t *changes, json_t **out, sbx_err *err),
+	      (inst, id, changes, out, err))
 LOCKED_WRITER(template_delete, (void *inst, const char *id, sbx_err *err), (inst, id, err))
-LOCKED_WRITER(lease_acquire, (void *inst, const char *name, const char *holder, int64_t ttl_ms, sbx_err *err), (inst, name, holder, ttl_ms, err))
-LOCKED_WRITER(lease_release, (void *inst, const char *name, const char *holder, sbx_err *err), (inst, name, holder, err))
+LOCKED_WRITER(lease_acquire,
+	      (void *inst, const char *name, const char *holder, int64_t ttl_ms, sbx_err *err),
+	      (inst, name, holder, ttl_ms, err))
+LOCKED_WRITER(lease_release, (void *inst, const char *name, const char *holder, sbx_err *err),
+	      (inst, name, holder, err))
 
 static const struct sbx_db_plugin descriptor = {
-	.hdr = SBX_PLUGIN_HEADER(SBX_KIND_DB, struct sbx_db_plugin, "sqlite", "1.0.0",
-				 "SQLite state store (embedded default)"),
-	.life =
-		{
-			.create = create,
-			.destroy = destroy,
-			.thread_init = thread_init,
-			.thread_fini = thread_fini,
-		},
-	.session_insert = session_insert,
-	.session_get = session_get,
-	.session_list = session_list,
-	.session_update = session_update,
-	.session_delete = session_delete,
-	.execution_insert = execution_insert,
-	.execution_get = execution_get,
-	.execution_list = execution_list,
-	.execution_update = execution_update,
-	.template_insert = template_insert,
-	.template_get = template_get,
-	.template_list = template_list,
-	.template_update = template_update,
-	.template_delete = template_delete,
-	.lease_acquire = lease_acquire,
-	.lease_release = lease_release,
-	.health = health,
+    .hdr = SBX_PLUGIN_HEADER(SBX_KIND_DB, struct sbx_db_plugin, "sqlite", "1.0.0",
+			     "SQLite state store (embedded default)"),
+    .life =
+	{
+	    .create = create,
+	    .destroy = destroy,
+	    .thread_init = thread_init,
+	    .thread_fini = thread_fini,
+	},
+    .session_insert = session_insert,
+    .session_get = session_get,
+    .session_list = session_list,
+    .session_update = session_update,
+    .session_delete = session_delete,
+    .execution_insert = execution_insert,
+    .execution_get = execution_get,
+    .execution_list = execution_list,
+    .execution_update = execution_update,
+    .template_insert = template_insert,
+    .template_get = template_get,
+    .template_list = template_list,
+    .template_update = template_update,
+    .template_delete = template_delete,
+    .lease_acquire = lease_acquire,
+    .lease_release = lease_release,
+    .health = health,
 };
 
 SBX_EXPORT const struct sbx_plugin_header *sbx_plugin_entry(void);

@@ -12,14 +12,14 @@ static const struct {
 	const char *name;
 	const char *lang;
 } builtin[] = {
-	{ "sandbox-template-python-basic:latest", "python" },
-	{ "sandbox-template-python-basic", "python" },
-	{ "sandbox-template-nodejs-basic:latest", "javascript" },
-	{ "sandbox-template-nodejs-basic", "javascript" },
-	{ "sandbox-template-shell-basic:latest", "shell" },
-	{ "sandbox-template-shell-basic", "shell" },
-	{ "python:3.11", "python" },
-	{ "node:20", "javascript" },
+    {"sandbox-template-python-basic:latest", "python"},
+    {"sandbox-template-python-basic", "python"},
+    {"sandbox-template-nodejs-basic:latest", "javascript"},
+    {"sandbox-template-nodejs-basic", "javascript"},
+    {"sandbox-template-shell-basic:latest", "shell"},
+    {"sandbox-template-shell-basic", "shell"},
+    {"python:3.11", "python"},
+    {"node:20", "javascript"},
 };
 
 int catalogue_builtin(json_t *images)

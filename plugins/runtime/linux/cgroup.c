@@ -89,8 +89,8 @@ int cgroup_detect(struct lx *lx, sbx_err *err)
 					   strerror(errno));
 		path_of(p, sizeof p, CG, NULL);
 		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			return sbx_err_set(err, SBX_E_UNAVAILABLE, "linux runtime: mkdir %s: %s",
-					   p, strerror(errno));
+			return sbx_err_set(err, SBX_E_UNAVAILABLE, "linux runtime: mkdir %s: %s", p,
+					   strerror(errno));
 		if (write_file(p, "cgroup.subtree_control", "+memory +pids +cpu") < 0)
 			return sbx_err_set(err, SBX_E_UNAVAILABLE,
 					   "linux runtime: enable controllers in %s: %s", p,
@@ -115,7 +115,7 @@ int cgroup_detect(struct lx *lx, sbx_err *err)
 				   "hierarchy under " CG);
 	c->has_memsw = exists(CG "/memory/memory.memsw.limit_in_bytes");
 	{
-		const char *h[] = { c->memory, c->pids, c->cpu, c->freezer, c->v2_root };
+		const char *h[] = {c->memory, c->pids, c->cpu, c->freezer, c->v2_root};
 		size_t i;
 		for (i = 0; i < sizeof h / sizeof *h; i++) {
 			if (!h[i][0])
@@ -150,13 +150,13 @@ static int hierarchies(const struct lx *lx, const char *h[5])
 	return n;
 }
 
-#define SETF(dir, file, ...)                                                               \
-	do {                                                                               \
-		snprintf(val, sizeof val, __VA_ARGS__);                                    \
-		if (write_file(dir, file, val) < 0) {                                      \
-			what = file;                                                       \
-			goto fail;                                                         \
-		}                                                                          \
+#define SETF(dir, file, ...)                                                                       \
+	do {                                                                                       \
+		snprintf(val, sizeof val, __VA_ARGS__);                                            \
+		if (write_file(dir, file, val) < 0) {                                              \
+			what = file;                                                               \
+			goto fail;                                                                 \
+		}                                                                                  \
 	} while (0)
 
 int cgroup_create(const struct lx *lx, const char *id, double cpu, long memory_mb,
@@ -231,7 +231,7 @@ static int procs_empty(const char *dir)
 
 static void nap(long us)
 {
-	struct timespec ts = { 0, us * 1000 };
+	struct timespec ts = {0, us * 1000};
 	nanosleep(&ts, NULL);
 }
 

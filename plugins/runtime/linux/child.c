@@ -26,16 +26,16 @@
 
 static __attribute__((noreturn)) void die(const struct lx_child_args *a, const char *what)
 {
-	struct lx_child_err e = { what, errno };
+	struct lx_child_err e = {what, errno};
 	ssize_t n = write(a->err_fd, &e, sizeof e);
 	(void)n;
 	_exit(127);
 }
 
-#define TRY(a, call, what)                                                                 \
-	do {                                                                               \
-		if ((call) < 0)                                                            \
-			die((a), (what));                                                  \
+#define TRY(a, call, what)                                                                         \
+	do {                                                                                       \
+		if ((call) < 0)                                                                    \
+			die((a), (what));                                                          \
 	} while (0)
 
 static void bind_ro(const struct lx_child_args *a, const char *src, const char *dst,
@@ -47,8 +47,8 @@ static void bind_ro(const struct lx_child_args *a, const char *src, const char *
 
 /* Bind a host file (a device node, or /dev/null over a /proc file); missing targets are
  * skipped only when `optional`. */
-static void bind_file(const struct lx_child_args *a, const char *src, const char *dst,
-		      int create, int optional, const char *what)
+static void bind_file(const struct lx_child_args *a, const char *src, const char *dst, int create,
+		      int optional, const char *what)
 {
 	if (create) {
 		int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
@@ -67,19 +67,20 @@ static void proc_ro(const struct lx_child_args *a, const char *path, const char 
 			return;
 		die(a, what);
 	}
-	TRY(a, mount(NULL, path, NULL,
-		     MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+	TRY(a,
+	    mount(NULL, path, NULL,
+		  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
 	    what);
 }
 
 static void build_root(const struct lx_child_args *a)
 {
-	static const char *const devs[] = { "null", "zero", "full", "random", "urandom", "tty" };
-	static const char *const masked[] = { "proc/kcore", "proc/keys", "proc/timer_list",
-					      "proc/latency_stats", "proc/sched_debug",
-					      "proc/sysrq-trigger" };
-	static const char *const masked_dirs[] = { "proc/acpi", "proc/scsi", "proc/asound" };
-	static const char *const ro[] = { "proc/sys", "proc/irq", "proc/bus", "proc/fs" };
+	static const char *const devs[] = {"null", "zero", "full", "random", "urandom", "tty"};
+	static const char *const masked[] = {"proc/kcore",       "proc/keys",
+					     "proc/timer_list",  "proc/latency_stats",
+					     "proc/sched_debug", "proc/sysrq-trigger"};
+	static const char *const masked_dirs[] = {"proc/acpi", "proc/scsi", "proc/asound"};
+	static const char *const ro[] = {"proc/sys", "proc/irq", "proc/bus", "proc/fs"};
 	char path[64], src[64];
 	size_t i;
 
@@ -135,8 +136,9 @@ static void build_root(const struct lx_child_args *a)
 	TRY(a, symlink("/proc/self/fd/1", "dev/stdout"), "symlink /dev/stdout");
 	TRY(a, symlink("/proc/self/fd/2", "dev/stderr"), "symlink /dev/stderr");
 	TRY(a, mkdir("dev/shm", 01777), "mkdir /dev/shm");
-	TRY(a, mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		     "size=64m,mode=1777"),
+	TRY(a,
+	    mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "size=64m,mode=1777"),
 	    "mount /dev/shm");
 
 	TRY(a, mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, a->tmp_opts), "mount /tmp");
@@ -146,21 +148,21 @@ static void build_root(const struct lx_child_args *a)
 		TRY(a, mount("tmpfs", "workspace", "tmpfs", MS_NOSUID | MS_NODEV, a->ws_opts),
 		    "mount /workspace");
 
-	TRY(a, mount("tmpfs", "run", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		     "size=64k,mode=0755"),
+	TRY(a,
+	    mount("tmpfs", "run", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755"),
 	    "mount /run");
 	TRY(a, mkdir("run/sbx", 0755), "mkdir /run/sbx");
 	TRY(a, mount(a->run, "run/sbx", NULL, MS_BIND, NULL), "mount /run/sbx");
-	TRY(a, mount(NULL, "run/sbx", NULL,
-		     MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC | a->state_flags,
-		     NULL),
+	TRY(a,
+	    mount(NULL, "run/sbx", NULL,
+		  MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC | a->state_flags, NULL),
 	    "mount /run/sbx");
 
 	TRY(a, syscall(SYS_pivot_root, ".", "."), "pivot_root");
 	TRY(a, umount2(".", MNT_DETACH), "unmount the old root");
 	TRY(a, chdir("/"), "chdir /");
-	TRY(a, mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
-		     NULL),
+	TRY(a,
+	    mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL),
 	    "make / read-only");
 }
 
@@ -181,7 +183,7 @@ static void loopback_up(const struct lx_child_args *a)
 
 static void drop_privileges(const struct lx_child_args *a)
 {
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct data[2];
 	int i;
 
@@ -197,7 +199,7 @@ static void drop_privileges(const struct lx_child_args *a)
 	memset(data, 0, sizeof data);
 	TRY(a, syscall(SYS_capset, &hdr, data), "capset");
 	for (i = 0; i < a->n_rl; i++) {
-		struct rlimit rl = { a->rl[i].soft, a->rl[i].hard };
+		struct rlimit rl = {a->rl[i].soft, a->rl[i].hard};
 		TRY(a, syscall(SYS_prlimit64, 0, a->rl[i].res, &rl, NULL), "setrlimit");
 	}
 	TRY(a, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");

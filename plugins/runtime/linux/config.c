@@ -24,8 +24,7 @@ static int get_uint(const json_t *v, const char *key, unsigned min, unsigned max
 static int get_str(const json_t *v, const char *key, char **out, sbx_err *err)
 {
 	if (!json_is_string(v) || !json_string_length(v))
-		return sbx_err_set(err, SBX_E_INVALID, "linux runtime: '%s' must be a string",
-				   key);
+		return sbx_err_set(err, SBX_E_INVALID, "linux runtime: '%s' must be a string", key);
 	free(*out);
 	*out = strdup(json_string_value(v));
 	return *out ? 0 : sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
@@ -39,15 +38,15 @@ static int parse_images(struct lx *lx, const json_t *v, sbx_err *err)
 	if (!json_is_array(v))
 		return sbx_err_set(err, SBX_E_INVALID,
 				   "linux runtime: 'images' must be a list of {name, root}");
-	json_array_foreach(v, i, img) {
+	json_array_foreach (v, i, img) {
 		const char *name = NULL, *root = NULL;
 		json_t *langs = NULL;
 		json_error_t jerr;
 
 		if (json_unpack_ex((json_t *)img, &jerr, JSON_STRICT, "{s:s, s:s, s?o}", "name",
 				   &name, "root", &root, "languages", &langs) < 0)
-			return sbx_err_set(err, SBX_E_INVALID, "linux runtime: images[%zu]: %s",
-					   i, jerr.text);
+			return sbx_err_set(err, SBX_E_INVALID, "linux runtime: images[%zu]: %s", i,
+					   jerr.text);
 		if (strcmp(root, "host") && root[0] != '/')
 			return sbx_err_set(err, SBX_E_INVALID,
 					   "linux runtime: images[%zu].root must be \"host\" or "
@@ -80,7 +79,7 @@ int config_parse(struct lx *lx, const json_t *config, sbx_err *err)
 		return sbx_err_set(err, SBX_E_INVALID, "linux runtime: config must be a group");
 	if (!config)
 		return 0;
-	json_object_foreach((json_t *)config, key, v) {
+	json_object_foreach ((json_t *)config, key, v) {
 		if (!strcmp(key, "state_dir"))
 			rc = get_str(v, key, &lx->state_dir, err);
 		else if (!strcmp(key, "executor_dir"))
@@ -111,12 +110,13 @@ int config_parse(struct lx *lx, const json_t *config, sbx_err *err)
 			return rc;
 	}
 	if (lx->state_dir && lx->state_dir[0] != '/')
-		return sbx_err_set(err, SBX_E_INVALID, "linux runtime: 'state_dir' must be absolute");
+		return sbx_err_set(err, SBX_E_INVALID,
+				   "linux runtime: 'state_dir' must be absolute");
 	if (lx->executor_dir && lx->executor_dir[0] != '/')
 		return sbx_err_set(err, SBX_E_INVALID,
 				   "linux runtime: 'executor_dir' must be absolute");
 	if ((unsigned long long)lx->uid_base +
-		    (unsigned long long)lx->max_sessions * LX_IDS_PER_SANDBOX >
+		(unsigned long long)lx->max_sessions * LX_IDS_PER_SANDBOX >
 	    0xFFFFFFFEull)
 		return sbx_err_set(err, SBX_E_INVALID,
 				   "linux runtime: uid_base + max_sessions*65536 exceeds the uid "

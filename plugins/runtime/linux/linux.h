@@ -13,9 +13,9 @@
 #include <sandbox/core.h>
 #include <sandbox/runtime.h>
 
-#define LX_IDS_PER_SANDBOX 65536u
-#define LX_SANDBOX_UID 1000u
-#define LX_LOG_MAX (4u << 20) /* executor.log is truncated beyond this */
+#define LX_IDS_PER_SANDBOX  65536u
+#define LX_SANDBOX_UID      1000u
+#define LX_LOG_MAX          (4u << 20) /* executor.log is truncated beyond this */
 #define LX_READY_TIMEOUT_MS 10000
 
 enum lx_cg_mode { LX_CG_V1 = 1, LX_CG_V2 = 2 };
@@ -23,34 +23,34 @@ enum lx_cg_mode { LX_CG_V1 = 1, LX_CG_V2 = 2 };
 /* cgroup layout detected at start-up (cgroup.c). */
 struct lx_cgroup {
 	int mode;
-	char v2_root[256];  /* v2: the unified mount; v1: the unified mount if any (kill) */
-	char memory[256];   /* v1 hierarchies (empty when absent) */
+	char v2_root[256]; /* v2: the unified mount; v1: the unified mount if any (kill) */
+	char memory[256];  /* v1 hierarchies (empty when absent) */
 	char pids[256];
 	char cpu[256];
 	char freezer[256];
-	int has_memsw;      /* v1 memory.memsw.* / v2 memory.swap.max */
+	int has_memsw; /* v1 memory.memsw.* / v2 memory.swap.max */
 };
 
 /* One instance of the module (several may be loaded: no globals). */
 struct lx {
 	const struct sbx_core_api *core;
 	char *name;
-	char *state_dir;    /* <state_dir> */
-	char *sbx_dir;      /* <state_dir>/sandboxes */
+	char *state_dir; /* <state_dir> */
+	char *sbx_dir;   /* <state_dir>/sandboxes */
 	char *executor_dir;
 	unsigned uid_base;
 	unsigned max_sessions;
 	unsigned tmp_size_mb;
-	int workspace_loop;       /* 0 tmpfs (loop ext4: not implemented) */
-	json_t *images;           /* object: image name -> {"root": ..., "languages": [...]} */
+	int workspace_loop; /* 0 tmpfs (loop ext4: not implemented) */
+	json_t *images;     /* object: image name -> {"root": ..., "languages": [...]} */
 	struct lx_cgroup cg;
-	struct sock_filter *bpf;  /* the compiled seccomp filter */
+	struct sock_filter *bpf; /* the compiled seccomp filter */
 	unsigned short bpf_len;
 	int cap_last_cap;
 	char node[256];
 
-	pthread_mutex_t lock;     /* guards slots */
-	unsigned char *slots;     /* max_sessions bytes: 1 = in use */
+	pthread_mutex_t lock; /* guards slots */
+	unsigned char *slots; /* max_sessions bytes: 1 = in use */
 };
 
 /* config.c */
@@ -81,12 +81,12 @@ void rootfs_remove(const char *dir);
 
 /* Everything the child needs, prepared before clone() (no allocation after it). */
 struct lx_child_args {
-	const char *dir;           /* <sbx_dir>/<id> */
-	char root[1024];            /* <dir>/root */
+	const char *dir; /* <sbx_dir>/<id> */
+	char root[1024]; /* <dir>/root */
 	char etc[1024];
 	char run[1024];
-	char ws_src[1024];         /* a host directory to bind as /workspace, or "": tmpfs */
-	struct lx_top {            /* /usr, /bin, ...: bind of a directory or a symlink */
+	char ws_src[1024]; /* a host directory to bind as /workspace, or "": tmpfs */
+	struct lx_top {    /* /usr, /bin, ...: bind of a directory or a symlink */
 		char name[16];
 		char target[1024];
 		int is_link;
@@ -100,14 +100,17 @@ struct lx_child_args {
 	char tmp_opts[128];
 	char ws_opts[128];
 	int cap_last_cap;
-	unsigned id_base;          /* host uid/gid that container 0 maps to */
-	struct rlimit_pair { int res; unsigned long soft, hard; } rl[4];
+	unsigned id_base; /* host uid/gid that container 0 maps to */
+	struct rlimit_pair {
+		int res;
+		unsigned long soft, hard;
+	} rl[4];
 	int n_rl;
 	struct sock_fprog prog;
-	int sync_fd;               /* read end: parent says go */
-	int err_fd;                /* write end, O_CLOEXEC: child reports a failure */
-	int log_fd;                /* executor stderr/stdout */
-	int null_fd;               /* stdin */
+	int sync_fd; /* read end: parent says go */
+	int err_fd;  /* write end, O_CLOEXEC: child reports a failure */
+	int log_fd;  /* executor stderr/stdout */
+	int null_fd; /* stdin */
 	char *argv[16];
 	char *envp[4];
 };

@@ -148,8 +148,8 @@ static int lx_create(const struct sbx_core_api *core, const char *instance_name,
 	}
 	if ((mkdir(lx->state_dir, 0711) < 0 && errno != EEXIST) ||
 	    (mkdir(lx->sbx_dir, 0711) < 0 && errno != EEXIST)) {
-		rc = sbx_err_set(err, SBX_E_UNAVAILABLE, "linux runtime: mkdir %s: %s",
-				 lx->sbx_dir, strerror(errno));
+		rc = sbx_err_set(err, SBX_E_UNAVAILABLE, "linux runtime: mkdir %s: %s", lx->sbx_dir,
+				 strerror(errno));
 		goto fail;
 	}
 	chmod(lx->state_dir, 0711);
@@ -217,7 +217,7 @@ static int wants_python(const json_t *spec, const char *image, const json_t *ent
 		return 1;
 	if (image && strstr(image, "python"))
 		return 1;
-	json_array_foreach(langs, i, l)
+	json_array_foreach (langs, i, l)
 		if (json_is_string(l) && !strcmp(json_string_value(l), "python"))
 			return 1;
 	return 0;
@@ -227,13 +227,19 @@ static int wants_python(const json_t *spec, const char *image, const json_t *ent
 static int child_args(struct lx *lx, struct lx_child_args *a, const char *dir, const char *root,
 		      long disk_mb, int python, sbx_err *err)
 {
-	static const char *const tops[] = { "bin", "lib", "lib64", "sbin" };
-	static char *const envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/workspace",
-				      "LANG=C.UTF-8", NULL };
-	static char *const argv[] = { "/opt/sbx/lib/ld-linux-x86-64.so.2", "--library-path",
-				      "/opt/sbx/lib", "/opt/sbx/bin/sbx-executor", "--socket",
-				      "/run/sbx/executor.sock", "--workspace", "/workspace",
-				      "--shims", "/opt/sbx/shims" };
+	static const char *const tops[] = {"bin", "lib", "lib64", "sbin"};
+	static char *const envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/workspace",
+				     "LANG=C.UTF-8", NULL};
+	static char *const argv[] = {"/opt/sbx/lib/ld-linux-x86-64.so.2",
+				     "--library-path",
+				     "/opt/sbx/lib",
+				     "/opt/sbx/bin/sbx-executor",
+				     "--socket",
+				     "/run/sbx/executor.sock",
+				     "--workspace",
+				     "/workspace",
+				     "--shims",
+				     "/opt/sbx/shims"};
 	const char *base = strcmp(root, "host") ? root : "";
 	struct rlimit nofile;
 	size_t i, n;
@@ -293,10 +299,10 @@ static int child_args(struct lx *lx, struct lx_child_args *a, const char *dir, c
 
 	getrlimit(RLIMIT_NOFILE, &nofile);
 	a->n_rl = 0;
-	a->rl[a->n_rl++] = (struct rlimit_pair){ RLIMIT_NOFILE,
-						 nofile.rlim_max < 4096 ? nofile.rlim_max : 4096,
-						 nofile.rlim_max < 4096 ? nofile.rlim_max : 4096 };
-	a->rl[a->n_rl++] = (struct rlimit_pair){ RLIMIT_CORE, 0, 0 };
+	a->rl[a->n_rl++] =
+	    (struct rlimit_pair){RLIMIT_NOFILE, nofile.rlim_max < 4096 ? nofile.rlim_max : 4096,
+				 nofile.rlim_max < 4096 ? nofile.rlim_max : 4096};
+	a->rl[a->n_rl++] = (struct rlimit_pair){RLIMIT_CORE, 0, 0};
 
 	n = 0;
 	for (i = 0; i < sizeof argv / sizeof *argv; i++)
@@ -341,9 +347,10 @@ static int lx_sandbox_create(void *inst, const json_t *spec, json_t **handle, sb
 	if (!(root = catalogue_lookup(lx, image, err)))
 		return -SBX_E_INVALID;
 	if (cpu <= 0 || cpu > 1024 || mem < 16 || disk < 1 || procs < 8)
-		return sbx_err_set(err, SBX_E_INVALID,
-				   "resources out of range (cpu > 0, memory_mb >= 16, disk_mb >= 1, "
-				   "max_processes >= 8)");
+		return sbx_err_set(
+		    err, SBX_E_INVALID,
+		    "resources out of range (cpu > 0, memory_mb >= 16, disk_mb >= 1, "
+		    "max_processes >= 8)");
 	if ((slot = slot_take(lx)) < 0)
 		return sbx_err_set(err, SBX_E_LIMIT, "linux runtime: all %u sessions in use",
 				   lx->max_sessions);
@@ -363,8 +370,8 @@ static int lx_sandbox_create(void *inst, const json_t *spec, json_t **handle, sb
 		goto fail;
 	dir_made = 1;
 	if ((rc = child_args(lx, &a, dir, root, disk,
-			     wants_python(spec, image, json_object_get(lx->images, image)),
-			     err)) < 0)
+			     wants_python(spec, image, json_object_get(lx->images, image)), err)) <
+	    0)
 		goto fail;
 	a.log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 	a.null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -427,7 +434,7 @@ static int lx_sandbox_destroy(void *inst, const json_t *handle, sbx_err *err)
 	const char *id = json_string_value(json_object_get(handle, "sandbox_id"));
 	pid_t pid = (pid_t)json_integer_value(json_object_get(handle, "pid"));
 	unsigned long long start =
-		(unsigned long long)json_integer_value(json_object_get(handle, "pid_start_time"));
+	    (unsigned long long)json_integer_value(json_object_get(handle, "pid_start_time"));
 	char dir[512];
 	json_t *saved;
 	json_int_t slot = -1;
@@ -475,7 +482,7 @@ static int lx_sandbox_status(void *inst, const json_t *handle, json_t **status, 
 	const char *id = json_string_value(json_object_get(handle, "sandbox_id"));
 	pid_t pid = (pid_t)json_integer_value(json_object_get(handle, "pid"));
 	unsigned long long start =
-		(unsigned long long)json_integer_value(json_object_get(handle, "pid_start_time"));
+	    (unsigned long long)json_integer_value(json_object_get(handle, "pid_start_time"));
 	char dir[512], sock[600];
 	struct stat st;
 	const char *state = "running", *reason = NULL;
@@ -625,7 +632,7 @@ static int lx_nodes(void *inst, json_t **nodes, sbx_err *err)
 
 	if ((rc = lx_sandbox_list(lx, &list, err)) < 0)
 		return rc;
-	json_array_foreach(list, i, h) {
+	json_array_foreach (list, i, h) {
 		json_t *st = NULL;
 		const json_t *res = json_object_get(h, "resources");
 		if (lx_sandbox_status(lx, h, &st, &herr) == 0 &&
@@ -651,15 +658,15 @@ static int lx_nodes(void *inst, json_t **nodes, sbx_err *err)
 }
 
 static const struct sbx_runtime_plugin descriptor = {
-	.hdr = SBX_PLUGIN_HEADER(SBX_KIND_RUNTIME, struct sbx_runtime_plugin, "linux", "0.1.0",
-				 "sandboxes from namespaces, cgroups and seccomp on this host"),
-	.life = { .create = lx_create, .destroy = lx_destroy },
-	.sandbox_create = lx_sandbox_create,
-	.sandbox_destroy = lx_sandbox_destroy,
-	.sandbox_status = lx_sandbox_status,
-	.sandbox_list = lx_sandbox_list,
-	.nodes = lx_nodes,
-	.health = lx_health,
+    .hdr = SBX_PLUGIN_HEADER(SBX_KIND_RUNTIME, struct sbx_runtime_plugin, "linux", "0.1.0",
+			     "sandboxes from namespaces, cgroups and seccomp on this host"),
+    .life = {.create = lx_create, .destroy = lx_destroy},
+    .sandbox_create = lx_sandbox_create,
+    .sandbox_destroy = lx_sandbox_destroy,
+    .sandbox_status = lx_sandbox_status,
+    .sandbox_list = lx_sandbox_list,
+    .nodes = lx_nodes,
+    .health = lx_health,
 };
 
 SBX_EXPORT const struct sbx_plugin_header *sbx_plugin_entry(void);

@@ -90,8 +90,7 @@ static int health(const struct lx *lx, const char *sock, sbx_err *err)
 	return 0;
 }
 
-int ready_wait(const struct lx *lx, const char *sock, pid_t pid, const char *log_path,
-	       sbx_err *err)
+int ready_wait(const struct lx *lx, const char *sock, pid_t pid, const char *log_path, sbx_err *err)
 {
 	int64_t deadline = lx->core->monotonic_ms() + LX_READY_TIMEOUT_MS;
 	long nap_us = 200;
@@ -116,7 +115,7 @@ int ready_wait(const struct lx *lx, const char *sock, pid_t pid, const char *log
 					   sock, LX_READY_TIMEOUT_MS, tail[0] ? ": " : "", tail);
 		}
 		{
-			struct timespec ts = { 0, nap_us * 1000 };
+			struct timespec ts = {0, nap_us * 1000};
 			nanosleep(&ts, NULL);
 		}
 		if (nap_us < 1000)

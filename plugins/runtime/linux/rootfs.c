@@ -18,15 +18,15 @@ static const struct {
 	const char *name;
 	const char *text;
 } etc_files[] = {
-	{ "passwd", "root:x:0:0:root:/root:/bin/sh\n"
-		    "sandbox:x:1000:1000:sandbox:/workspace:/bin/sh\n"
-		    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n" },
-	{ "group", "root:x:0:\nsandbox:x:1000:\nnogroup:x:65534:\n" },
-	{ "hosts", "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost\n" },
-	{ "nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\nhosts: files\n"
-			   "networks: files\nprotocols: files\nservices: files\n" },
-	{ "hostname", "sandbox\n" },
-	{ "resolv.conf", "" },
+    {"passwd", "root:x:0:0:root:/root:/bin/sh\n"
+	       "sandbox:x:1000:1000:sandbox:/workspace:/bin/sh\n"
+	       "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"},
+    {"group", "root:x:0:\nsandbox:x:1000:\nnogroup:x:65534:\n"},
+    {"hosts", "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost\n"},
+    {"nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\nhosts: files\n"
+		      "networks: files\nprotocols: files\nservices: files\n"},
+    {"hostname", "sandbox\n"},
+    {"resolv.conf", ""},
 };
 
 static int write_text(const char *dir, const char *name, const char *text, sbx_err *err)
@@ -79,7 +79,8 @@ int rootfs_prepare(const struct lx *lx, const char *dir, unsigned host_uid, sbx_
 		goto fail;
 	/* The executor (sandbox uid 1000) creates its socket here. */
 	snprintf(p, sizeof p, "%s/run", dir);
-	if (mkdir(p, 0755) < 0 || chown(p, host_uid + LX_SANDBOX_UID, host_uid + LX_SANDBOX_UID) < 0)
+	if (mkdir(p, 0755) < 0 ||
+	    chown(p, host_uid + LX_SANDBOX_UID, host_uid + LX_SANDBOX_UID) < 0)
 		goto fail;
 	return 0;
 fail:

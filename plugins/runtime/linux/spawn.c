@@ -63,7 +63,7 @@ unsigned long long spawn_start_time(pid_t pid)
 int spawn_sandbox(const struct lx *lx, struct lx_child_args *a, const char *id, pid_t *pidp,
 		  sbx_err *err)
 {
-	int sync[2] = { -1, -1 }, errp[2] = { -1, -1 }, rc, st;
+	int sync[2] = {-1, -1}, errp[2] = {-1, -1}, rc, st;
 	char map[64];
 	struct lx_child_err ce;
 	ssize_t n;
@@ -77,7 +77,7 @@ int spawn_sandbox(const struct lx *lx, struct lx_child_args *a, const char *id, 
 	a->err_fd = errp[1];
 	pid = (pid_t)syscall(SYS_clone,
 			     CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET |
-				     CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+				 CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
 			     NULL, NULL, NULL, NULL);
 	if (pid == 0)
 		child_main(a);

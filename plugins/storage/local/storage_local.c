@@ -27,10 +27,10 @@
 #include <sandbox/core.h>
 #include <sandbox/storage.h>
 
-#define KEY_MAX 1024
-#define IO_CHUNK (256 * 1024)
-#define CT_XATTR "user.sbx.content_type"
-#define CT_MAX 255
+#define KEY_MAX    1024
+#define IO_CHUNK   (256 * 1024)
+#define CT_XATTR   "user.sbx.content_type"
+#define CT_MAX     255
 #define TMP_PREFIX ".tmp#"
 
 struct lst {
@@ -180,8 +180,8 @@ static int write_all(int fd, const char *p, size_t n)
 
 /* Writes the body to a temporary file beside the target, then renames it over the
  * target: readers see the old object or the whole new one. Any worker thread. */
-static int put(void *inst, const char *key, sbx_read_fn read_fn, void *read_ctx,
-	       long long size, const char *content_type, sbx_err *err)
+static int put(void *inst, const char *key, sbx_read_fn read_fn, void *read_ctx, long long size,
+	       const char *content_type, sbx_err *err)
 {
 	struct lst *s = inst;
 	char tmp[64] = "";
@@ -199,8 +199,8 @@ static int put(void *inst, const char *key, sbx_read_fn read_fn, void *read_ctx,
 		goto out;
 	}
 	if (content_type && strlen(content_type) > CT_MAX) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "put '%s': content type longer than %d",
-				  key, CT_MAX);
+		ret = sbx_err_set(err, SBX_E_INVALID, "put '%s': content type longer than %d", key,
+				  CT_MAX);
 		goto out;
 	}
 	buf = malloc(IO_CHUNK);
@@ -340,8 +340,7 @@ out:
 	return ret;
 }
 
-static int get(void *inst, const char *key, sbx_write_fn write_fn, void *write_ctx,
-	       sbx_err *err)
+static int get(void *inst, const char *key, sbx_write_fn write_fn, void *write_ctx, sbx_err *err)
 {
 	struct lst *s = inst;
 	struct stat st;
@@ -355,7 +354,8 @@ static int get(void *inst, const char *key, sbx_write_fn write_fn, void *write_c
 	}
 	buf = malloc(IO_CHUNK);
 	if (!buf || !write_fn) {
-		ret = sbx_err_set(err, SBX_E_INTERNAL, buf ? "get without a writer" : "out of memory");
+		ret = sbx_err_set(err, SBX_E_INTERNAL,
+				  buf ? "get without a writer" : "out of memory");
 		goto out;
 	}
 	for (;;) {
@@ -370,8 +370,8 @@ static int get(void *inst, const char *key, sbx_write_fn write_fn, void *write_c
 		if (n == 0)
 			break;
 		if (write_fn(write_ctx, buf, (size_t)n) < 0) {
-			ret = sbx_err_set(err, SBX_E_INTERNAL, "get '%s': the receiver aborted",
-					  key);
+			ret =
+			    sbx_err_set(err, SBX_E_INTERNAL, "get '%s': the receiver aborted", key);
 			goto out;
 		}
 	}
@@ -392,11 +392,10 @@ static json_t *meta_of(int fd, const struct stat *st, const char *key)
 	snprintf(etag, sizeof etag, "%llx-%llx-%llx", (unsigned long long)st->st_ino,
 		 (unsigned long long)st->st_size,
 		 (unsigned long long)st->st_mtim.tv_sec * 1000000000ull +
-			 (unsigned long long)st->st_mtim.tv_nsec);
-	m = json_pack("{s:s, s:I, s:I, s:s}", "key", key, "size", (json_int_t)st->st_size,
-		      "modified_at",
-		      (json_int_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000,
-		      "etag", etag);
+		     (unsigned long long)st->st_mtim.tv_nsec);
+	m = json_pack(
+	    "{s:s, s:I, s:I, s:s}", "key", key, "size", (json_int_t)st->st_size, "modified_at",
+	    (json_int_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000, "etag", etag);
 	n = fgetxattr(fd, CT_XATTR, ct, CT_MAX);
 	if (m && n > 0) {
 		ct[n] = '\0';
@@ -738,16 +737,17 @@ static int health(void *inst, json_t **detail, sbx_err *err)
 		 rnd[3]);
 	fd = openat(s->rootfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 || write_all(fd, "ok", 2) < 0 || fsync(fd) < 0) {
-		ret = sbx_err_set(err, SBX_E_UNAVAILABLE, "storage directory '%s' is not writable: %s",
-				  s->dir, strerror(errno));
+		ret = sbx_err_set(err, SBX_E_UNAVAILABLE,
+				  "storage directory '%s' is not writable: %s", s->dir,
+				  strerror(errno));
 		goto out;
 	}
 	if (detail) {
 		*detail = json_pack("{s:s}", "dir", s->dir);
 		if (*detail && fstatvfs(s->rootfd, &vfs) == 0)
-			json_object_set_new(*detail, "free_bytes",
-					    json_integer((json_int_t)vfs.f_bavail *
-							 (json_int_t)vfs.f_frsize));
+			json_object_set_new(
+			    *detail, "free_bytes",
+			    json_integer((json_int_t)vfs.f_bavail * (json_int_t)vfs.f_frsize));
 	}
 out:
 	if (fd >= 0) {
@@ -790,8 +790,8 @@ static int mkdirs(char *path)
 	return 0;
 }
 
-static int create(const struct sbx_core_api *core, const char *instance_name,
-		  const json_t *config, void **inst, sbx_err *err)
+static int create(const struct sbx_core_api *core, const char *instance_name, const json_t *config,
+		  void **inst, sbx_err *err)
 {
 	struct lst *s;
 	const char *dir = NULL, *data_dir;
@@ -810,18 +810,18 @@ static int create(const struct sbx_core_api *core, const char *instance_name,
 	if (!config)
 		config = empty = json_object();
 	/* jansson's type errors do not name the member: check types first. */
-	if (json_is_object(config) && ((json_object_get(config, "dir") &&
-					!json_is_string(json_object_get(config, "dir"))) ||
-				       (json_object_get(config, "fsync") &&
-					!json_is_boolean(json_object_get(config, "fsync"))))) {
+	if (json_is_object(config) &&
+	    ((json_object_get(config, "dir") && !json_is_string(json_object_get(config, "dir"))) ||
+	     (json_object_get(config, "fsync") &&
+	      !json_is_boolean(json_object_get(config, "fsync"))))) {
 		ret = sbx_err_set(err, SBX_E_INVALID,
 				  "storage '%s' (local): 'dir' must be a string and 'fsync' a "
 				  "boolean",
 				  s->name ? s->name : "");
 		goto out;
 	}
-	if (json_unpack_ex((json_t *)config, &jerr, JSON_STRICT, "{s?s, s?b}", "dir", &dir,
-			   "fsync", &do_fsync) != 0) {
+	if (json_unpack_ex((json_t *)config, &jerr, JSON_STRICT, "{s?s, s?b}", "dir", &dir, "fsync",
+			   &do_fsync) != 0) {
 		ret = sbx_err_set(err, SBX_E_INVALID, "storage '%s' (local): bad config: %s",
 				  s->name ? s->name : "", jerr.text);
 		goto out;
@@ -866,21 +866,21 @@ out:
 }
 
 static const struct sbx_storage_plugin descriptor = {
-	.hdr = SBX_PLUGIN_HEADER(SBX_KIND_STORAGE, struct sbx_storage_plugin, "local", "1.0.0",
-				 "objects as files in a local directory (embedded default)"),
-	.life =
-		{
-			.create = create,
-			.destroy = destroy,
-		},
-	.put = put,
-	.get = get,
-	.head = head,
-	.list = list,
-	.del = del,
-	.del_prefix = del_prefix,
-	.presign_get = NULL, /* no URL can reach a local file without credentials */
-	.health = health,
+    .hdr = SBX_PLUGIN_HEADER(SBX_KIND_STORAGE, struct sbx_storage_plugin, "local", "1.0.0",
+			     "objects as files in a local directory (embedded default)"),
+    .life =
+	{
+	    .create = create,
+	    .destroy = destroy,
+	},
+    .put = put,
+    .get = get,
+    .head = head,
+    .list = list,
+    .del = del,
+    .del_prefix = del_prefix,
+    .presign_get = NULL, /* no URL can reach a local file without credentials */
+    .health = health,
 };
 
 SBX_EXPORT const struct sbx_plugin_header *sbx_plugin_entry(void);

@@ -77,8 +77,7 @@ static int select_node(void *inst, const json_t *request, const json_t *nodes, j
 	(void)request;
 	if (!json_is_array(nodes))
 		return sbx_err_set(err, SBX_E_INTERNAL, "node inventory is not an array");
-	json_array_foreach(nodes, i, node)
-	{
+	json_array_foreach (nodes, i, node) {
 		json_int_t f = free_slots(node);
 
 		if (f >= p->min_free_sessions && (!best || f > best_free)) {
