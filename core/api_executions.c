@@ -93,18 +93,11 @@ static json_t *submit(struct req *r)
 			goto fail;
 		}
 	}
-	env = json_deep_copy(json_object_get(sess, "env_vars"));
-	if (!json_is_object(env)) {
-		json_decref(env);
-		env = json_object();
-	}
-	v = json_object_get(body, "env_vars");
-	if (v && !json_is_null(v)) {
-		if (model_check_env(v, "env_vars", msg, sizeof msg) < 0) {
-			http_reply_error(r, 422, NULL, NULL, "%s", msg);
-			goto fail;
-		}
-		json_object_update(env, v);
+	env = model_merge_env(json_object_get(sess, "env_vars"), json_object_get(body, "env_vars"),
+			      "env_vars", msg, sizeof msg);
+	if (!env) {
+		http_reply_error(r, 422, NULL, NULL, "%s", msg);
+		goto fail;
 	}
 	status = json_string_value(json_object_get(sess, "status"));
 	if (!status || strcmp(status, "running") != 0) {

@@ -139,10 +139,30 @@ static void reply_executor_error(struct req *r, long status, const char *body, s
 	json_decref(j);
 }
 
+/* Check `raw` as a workspace path and find the (running) session. On success returns the
+ * session and writes "<endpoint>?path=<encoded>" into q (and the clean path into path);
+ * otherwise replies and returns NULL. */
+static json_t *target(struct req *r, const char *raw, int allow_empty, const char *endpoint,
+		      char *path, size_t plen, char *q, size_t qlen)
+{
+	char enc[3 * MAX_PATH_LEN + 64], msg[256];
+	json_t *sess;
+
+	if (clean_path(raw, allow_empty, path, plen, msg, sizeof msg) < 0) {
+		http_reply_error(r, 400, "Sandbox.InvalidPath",
+				 "Use a path relative to /workspace.", "%s", msg);
+		return NULL;
+	}
+	if (!(sess = live_session(r)))
+		return NULL;
+	urlenc(path, enc, sizeof enc);
+	snprintf(q, qlen, "%s?path=%s", endpoint, enc);
+	return sess;
+}
+
 void api_files_list(struct req *r)
 {
-	char path[MAX_PATH_LEN + 8], enc[3 * MAX_PATH_LEN + 64], q[3 * MAX_PATH_LEN + 128],
-	    msg[256];
+	char path[MAX_PATH_LEN + 8], q[3 * MAX_PATH_LEN + 128];
 	const char *limit_s = http_query(r, "limit");
 	json_t *sess, *j = NULL, *files, *f, *out;
 	char *body = NULL;
@@ -161,15 +181,9 @@ void api_files_list(struct req *r)
 		}
 		limit = (int)l;
 	}
-	if (clean_path(http_query(r, "path"), 1, path, sizeof path, msg, sizeof msg) < 0) {
-		http_reply_error(r, 400, "Sandbox.InvalidPath",
-				 "Use a path relative to /workspace.", "%s", msg);
+	if (!(sess = target(r, http_query(r, "path"), 1, "/files", path, sizeof path, q, sizeof q)))
 		return;
-	}
-	if (!(sess = live_session(r)))
-		return;
-	urlenc(path, enc, sizeof enc);
-	snprintf(q, sizeof q, "/files?path=%s&limit=%d", enc, limit);
+	snprintf(q + strlen(q), sizeof q - strlen(q), "&limit=%d", limit);
 	sbx_err_clear(&err);
 	if (exec_client_call(executor_of(sess), "GET", q, NULL, 0, 64u << 20, &status, &body, &len,
 			     &err) < 0) {
@@ -247,9 +261,7 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 
 void api_files_upload(struct req *r)
 {
-	char path[MAX_PATH_LEN + 300], enc[3 * (MAX_PATH_LEN + 300) + 64],
-	    q[3 * (MAX_PATH_LEN + 300) + 128];
-	char msg[256], want[MAX_PATH_LEN + 300];
+	char path[MAX_PATH_LEN + 8], q[3 * MAX_PATH_LEN + 128], want[MAX_PATH_LEN + 300];
 	const char *qp = http_query(r, "path"), *base;
 	struct upload u = {0};
 	struct MHD_PostProcessor *pp;
@@ -308,18 +320,10 @@ void api_files_upload(struct req *r)
 		snprintf(want, sizeof want, "%s%s", qp ? qp : "", base);
 	} else
 		snprintf(want, sizeof want, "%s", qp);
-	if (clean_path(want, 0, path, sizeof path, msg, sizeof msg) < 0) {
-		free(u.data);
-		http_reply_error(r, 400, "Sandbox.InvalidPath",
-				 "Use a path relative to /workspace.", "%s", msg);
-		return;
-	}
-	if (!(sess = live_session(r))) {
+	if (!(sess = target(r, want, 0, "/files/content", path, sizeof path, q, sizeof q))) {
 		free(u.data);
 		return;
 	}
-	urlenc(path, enc, sizeof enc);
-	snprintf(q, sizeof q, "/files/content?path=%s", enc);
 	sbx_err_clear(&err);
 	if (exec_client_call(executor_of(sess), "PUT", q, u.data ? u.data : "", u.len, 1u << 20,
 			     &status, &body, &len, &err) < 0)
@@ -339,23 +343,15 @@ void api_files_upload(struct req *r)
 
 static void file_op(struct req *r, const char *method)
 {
-	char path[MAX_PATH_LEN + 8], enc[3 * MAX_PATH_LEN + 64], q[3 * MAX_PATH_LEN + 128],
-	    msg[256];
+	char path[MAX_PATH_LEN + 8], q[3 * MAX_PATH_LEN + 128];
 	json_t *sess;
 	char *body = NULL;
 	size_t len;
 	long status;
 	sbx_err err;
 
-	if (clean_path(r->param[1], 0, path, sizeof path, msg, sizeof msg) < 0) {
-		http_reply_error(r, 400, "Sandbox.InvalidPath",
-				 "Use a path relative to /workspace.", "%s", msg);
+	if (!(sess = target(r, r->param[1], 0, "/files/content", path, sizeof path, q, sizeof q)))
 		return;
-	}
-	if (!(sess = live_session(r)))
-		return;
-	urlenc(path, enc, sizeof enc);
-	snprintf(q, sizeof q, "/files/content?path=%s", enc);
 	sbx_err_clear(&err);
 	if (exec_client_call(executor_of(sess), method, q, NULL, 0, (size_t)r->srv->cfg.max_upload,
 			     &status, &body, &len, &err) < 0) {

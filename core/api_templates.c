@@ -15,25 +15,13 @@
 #define DB(srv)  ((srv)->db->d.db)
 #define DBI(srv) ((srv)->db->inst)
 
-static const char *const fields[] = {"id",
-				     "name",
-				     "description",
-				     "image_url",
-				     "runtime_type",
-				     "default_cpu_cores",
-				     "default_memory_mb",
-				     "default_disk_mb",
-				     "default_timeout_sec",
-				     "default_env_vars",
-				     NULL};
-
 static json_t *pick_fields(const json_t *body, int with_id)
 {
 	json_t *o = json_object();
-	for (int i = with_id ? 0 : 1; fields[i]; i++) {
-		json_t *v = json_object_get(body, fields[i]);
+	for (int i = with_id ? 0 : 1; model_template_fields[i]; i++) {
+		json_t *v = json_object_get(body, model_template_fields[i]);
 		if (v)
-			json_object_set(o, fields[i], v);
+			json_object_set(o, model_template_fields[i], v);
 	}
 	return o;
 }

@@ -68,6 +68,31 @@ double model_parse_cpu(const json_t *v)
 	return -1;
 }
 
+json_t *model_merge_env(const json_t *base, const json_t *overlay, const char *field, char *msg,
+			size_t len)
+{
+	json_t *env;
+
+	if (overlay && !json_is_null(overlay) && model_check_env(overlay, field, msg, len) < 0)
+		return NULL;
+	env = json_is_object(base) ? json_deep_copy(base) : json_object();
+	if (env && overlay && !json_is_null(overlay))
+		json_object_update(env, (json_t *)overlay);
+	return env;
+}
+
+const char *const model_template_fields[] = {"id",
+					     "name",
+					     "description",
+					     "image_url",
+					     "runtime_type",
+					     "default_cpu_cores",
+					     "default_memory_mb",
+					     "default_disk_mb",
+					     "default_timeout_sec",
+					     "default_env_vars",
+					     NULL};
+
 int model_valid_id(const char *s)
 {
 	size_t n;
@@ -192,21 +217,12 @@ json_t *model_execution_view(struct server *srv, const json_t *rec)
 
 json_t *model_template_view(struct server *srv, const json_t *rec)
 {
-	static const char *const copy[] = {"id",
-					   "name",
-					   "description",
-					   "image_url",
-					   "runtime_type",
-					   "default_cpu_cores",
-					   "default_memory_mb",
-					   "default_disk_mb",
-					   "default_timeout_sec",
-					   "default_env_vars"};
 	json_t *v = json_object();
 	(void)srv;
 
-	for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++)
-		json_object_set_new(v, copy[i], get_or_null(rec, copy[i]));
+	for (size_t i = 0; model_template_fields[i]; i++)
+		json_object_set_new(v, model_template_fields[i],
+				    get_or_null(rec, model_template_fields[i]));
 	json_object_set_new(v, "is_global",
 			    json_boolean(json_is_null(json_object_get(rec, "tenant")) ||
 					 !json_object_get(rec, "tenant")));

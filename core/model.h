@@ -25,6 +25,12 @@ json_t *model_mib_string(int64_t mib);
 /* Environment variables: an object of string values with valid names, bounded.
  * Returns 0 or -1 with a message in msg. */
 int model_check_env(const json_t *env, const char *field, char *msg, size_t len);
+/* base (borrowed, may be NULL/non-object) overlaid with overlay's checked entries (the
+ * client's `field`, may be NULL or null). Returns a new object, or NULL with msg set. */
+json_t *model_merge_env(const json_t *base, const json_t *overlay, const char *field, char *msg,
+			size_t len);
+/* The client-visible template fields, NULL-terminated ("id" first). */
+extern const char *const model_template_fields[];
 /* A client-supplied id: 1..64 of [A-Za-z0-9_.-]. */
 int model_valid_id(const char *s);
 

@@ -371,18 +371,11 @@ int sessions_create(struct server *srv, const char *tenant, const json_t *body, 
 		timeout =
 		    json_is_integer(v) ? json_integer_value(v) : srv->cfg.session_default_timeout;
 	}
-	env = json_deep_copy(json_object_get(tmpl, "default_env_vars"));
-	if (!json_is_object(env)) {
-		json_decref(env);
-		env = json_object();
-	}
-	v = json_object_get(body, "env_vars");
-	if (v && !json_is_null(v)) {
-		if (model_check_env(v, "env_vars", msg, sizeof msg) < 0) {
-			rc = sbx_err_set(err, SBX_E_INVALID, "%s", msg);
-			goto out;
-		}
-		json_object_update(env, v);
+	env = model_merge_env(json_object_get(tmpl, "default_env_vars"),
+			      json_object_get(body, "env_vars"), "env_vars", msg, sizeof msg);
+	if (!env) {
+		rc = sbx_err_set(err, SBX_E_INVALID, "%s", msg);
+		goto out;
 	}
 	deps = json_object_get(body, "dependencies");
 	if (deps && !json_is_null(deps)) {
