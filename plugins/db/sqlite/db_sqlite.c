@@ -108,6 +108,12 @@ struct sqdb {
 	 * release); queueing on a mutex instead hands the lock over immediately. Other
 	 * processes on the same file still meet the busy timeout. */
 	pthread_mutex_t wlock;
+	/* Every write runs on this one connection (under wlock): being the only writer, its
+	 * page cache is never invalidated by another connection's commit, so writes do not
+	 * re-read the pages they touch. Reads keep their per-thread connections. */
+	struct conn *wconn;
+	pthread_key_t wkey; /* set to wconn on the thread that holds wlock */
+	int wkey_ok;
 };
 
 /* A record kind: its table, statements and indexed columns (bound from ?2 on, in this
@@ -243,9 +249,11 @@ out:
 /* The calling thread's connection, opened on first use when thread_init was not called. */
 static int conn_get(struct sqdb *d, struct conn **out, sbx_err *err)
 {
-	struct conn *c = pthread_getspecific(d->key);
+	struct conn *c = d->wkey_ok ? pthread_getspecific(d->wkey) : NULL;
 	int ret = 0;
 
+	if (!c)
+		c = pthread_getspecific(d->key);
 	if (!c) {
 		ret = conn_open(d, &c, err);
 		if (ret < 0)
@@ -1122,6 +1130,8 @@ static void destroy(void *inst)
 	/* Deleting the key first means no destructor runs later on a freed instance. */
 	if (d->key_ok)
 		pthread_key_delete(d->key);
+	if (d->wkey_ok)
+		pthread_key_delete(d->wkey);
 	while (d->conns)
 		conn_close(d->conns);
 	pthread_mutex_destroy(&d->lock);
@@ -1235,6 +1245,11 @@ static int create(const struct sbx_core_api *core, const char *instance_name, co
 		goto out;
 	}
 	d->key_ok = 1;
+	if (pthread_key_create(&d->wkey, NULL) != 0) {
+		ret = sbx_err_set(err, SBX_E_INTERNAL, "pthread_key_create failed");
+		goto out;
+	}
+	d->wkey_ok = 1;
 	ret = conn_get(d, &c, err);
 	if (ret < 0)
 		goto out;
@@ -1289,13 +1304,31 @@ static void thread_fini(void *inst)
 
 /* ---- writers, serialised per instance (see sqdb.wlock) ---------------------------- */
 
+/* With wlock held: route this thread's statements to the writer connection. */
+static int writer_enter(struct sqdb *d, sbx_err *err)
+{
+	int ret;
+
+	if (!d->wkey_ok)
+		return 0;
+	if (!d->wconn && (ret = conn_open(d, &d->wconn, err)) < 0)
+		return ret;
+	return pthread_setspecific(d->wkey, d->wconn) == 0
+		   ? 0
+		   : sbx_err_set(err, SBX_E_INTERNAL, "pthread_setspecific failed");
+}
+
 #define LOCKED_WRITER(name, params, args)                                                          \
 	static int name params                                                                     \
 	{                                                                                          \
 		struct sqdb *d_ = inst;                                                            \
 		int rc_;                                                                           \
 		pthread_mutex_lock(&d_->wlock);                                                    \
-		rc_ = name##_unlocked args;                                                        \
+		rc_ = writer_enter(d_, err);                                                       \
+		if (rc_ == 0)                                                                      \
+			rc_ = name##_unlocked args;                                                \
+		if (d_->wkey_ok)                                                                   \
+			pthread_setspecific(d_->wkey, NULL);                                       \
 		pthread_mutex_unlock(&d_->wlock);                                                  \
 		return rc_;                                                                        \
 	}
