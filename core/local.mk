@@ -1,7 +1,8 @@
-# core/: the sbxd daemon.
-sbin_PROGRAMS += sbxd
-sbxd_SOURCES = \
-	core/main.c core/server.h \
+# core/: the sbxd daemon. Everything but main.c is a convenience library so that tests and
+# fuzz targets link the very code the daemon runs.
+noinst_LTLIBRARIES += core/libsbxd.la
+core_libsbxd_la_SOURCES = \
+	core/server.h \
 	core/conf.c core/conf.h \
 	core/loader.c core/loader.h \
 	core/log.c core/log.h \
@@ -18,5 +19,13 @@ sbxd_SOURCES = \
 	core/recovery.c core/recovery.h \
 	core/api.h core/api_common.c core/api_health.c core/api_sessions.c \
 	core/api_executions.c core/api_templates.c core/api_files.c
-sbxd_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(MHD_CFLAGS) $(LIBCONFIG_CFLAGS) $(CURL_CFLAGS) $(CRYPTO_CFLAGS)
-sbxd_LDADD = $(JANSSON_LIBS) $(MHD_LIBS) $(LIBCONFIG_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) $(LTDL_LIBS) $(PTHREAD_LIBS) -lm
+SBXD_CORE_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(MHD_CFLAGS) $(LIBCONFIG_CFLAGS) \
+	$(CURL_CFLAGS) $(CRYPTO_CFLAGS)
+SBXD_CORE_LIBS = core/libsbxd.la $(JANSSON_LIBS) $(MHD_LIBS) $(LIBCONFIG_LIBS) $(CURL_LIBS) \
+	$(CRYPTO_LIBS) $(LTDL_LIBS) $(PTHREAD_LIBS) -lm
+core_libsbxd_la_CFLAGS = $(SBXD_CORE_CFLAGS)
+
+sbin_PROGRAMS += sbxd
+sbxd_SOURCES = core/main.c
+sbxd_CFLAGS = $(SBXD_CORE_CFLAGS)
+sbxd_LDADD = $(SBXD_CORE_LIBS)

@@ -26,16 +26,6 @@
 #include "services.h"
 #include "sessions.h"
 
-struct plugin *server_runtime(struct server *srv, const char *instance)
-{
-	if (!instance)
-		return NULL;
-	for (size_t i = 0; i < srv->n_runtimes; i++)
-		if (strcmp(srv->runtimes[i]->spec->name, instance) == 0)
-			return srv->runtimes[i];
-	return NULL;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,

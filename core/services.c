@@ -108,3 +108,13 @@ void services_init(struct server *srv)
 	srv->api.gauge_set = api_gauge;
 	srv->api.data_dir = api_data_dir;
 }
+
+struct plugin *server_runtime(struct server *srv, const char *instance)
+{
+	if (!instance)
+		return NULL;
+	for (size_t i = 0; i < srv->n_runtimes; i++)
+		if (strcmp(srv->runtimes[i]->spec->name, instance) == 0)
+			return srv->runtimes[i];
+	return NULL;
+}

@@ -116,7 +116,7 @@ EXTRA_DIST += \
 # loader_vet, the core's descriptor check, tested member by member without modules.
 check_PROGRAMS += tests/abi/vet
 TESTS += tests/abi/vet
-tests_abi_vet_SOURCES = tests/abi/vet.c core/loader.c core/conf.c core/log.c
+tests_abi_vet_SOURCES = tests/abi/vet.c
 tests_abi_vet_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/core -I$(top_srcdir)/tests
-tests_abi_vet_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(LIBCONFIG_CFLAGS)
-tests_abi_vet_LDADD = $(JANSSON_LIBS) $(LIBCONFIG_LIBS) $(LTDL_LIBS) $(PTHREAD_LIBS)
+tests_abi_vet_CFLAGS = $(SBXD_CORE_CFLAGS)
+tests_abi_vet_LDADD = $(SBXD_CORE_LIBS)
