@@ -41,6 +41,12 @@ void api_files_upload(struct req *r);
 void api_files_download(struct req *r);
 void api_files_delete(struct req *r);
 
+/* api_keys.c (admin) */
+void api_keys_create(struct req *r);
+void api_keys_list(struct req *r);
+void api_keys_get(struct req *r);
+void api_keys_revoke(struct req *r);
+
 /* Shared helpers (api_common.c). */
 /* Parse the JSON body as an object; on failure replies 400 and returns NULL. */
 json_t *api_body_object(struct req *r);

@@ -12,6 +12,7 @@
 #include "api.h"
 #include "execs.h"
 #include "model.h"
+#include "quotas.h"
 #include "router.h"
 #include "services.h"
 #include "sessions.h"
@@ -42,6 +43,7 @@ static json_t *submit(struct req *r)
 	json_t *body = NULL, *sess = NULL, *rec = NULL, *env = NULL, *v;
 	const char *code, *lang, *status;
 	json_int_t timeout = 30;
+	struct quota_cfg quota;
 	char id[72], msg[256];
 	sbx_err err;
 	int rc;
@@ -114,9 +116,10 @@ static json_t *submit(struct req *r)
 			"event", json_object_get(body, "event") ?: json_null(), "created_at",
 			(json_int_t)services_now_ms(), "updated_at", (json_int_t)services_now_ms(),
 			"started_at", "completed_at");
+	quotas_for(srv, r->principal, &quota);
 	rc = DB(srv)->execution_insert(DBI(srv), rec, &err);
 	if (rc == 0)
-		rc = execs_submit(srv, sess, rec, env, &err);
+		rc = execs_submit(srv, sess, rec, env, quota.max_running_executions, &err);
 	if (rc < 0) {
 		if (-rc == SBX_E_LIMIT) {
 			json_t *c = json_pack("{s:s, s:s}", "status", "crashed", "error_message",

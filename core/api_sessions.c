@@ -22,7 +22,7 @@ void api_session_create(struct req *r)
 	if (!body)
 		return;
 	sbx_err_clear(&err);
-	rc = sessions_create(r->srv, router_tenant(r), body, &rec, &err);
+	rc = sessions_create(r->srv, r->principal, body, &rec, &err);
 	json_decref(body);
 	if (rc < 0) {
 		http_reply_sbx(r, rc, &err, "Sandbox.TemplateNotFound");

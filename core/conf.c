@@ -199,7 +199,7 @@ static json_t *to_json(const config_setting_t *s)
 	return j ? j : json_null();
 }
 
-enum vtype { T_STR, T_INT, T_SIZE, T_BOOL, T_LISTEN, T_LEVEL, T_MODE };
+enum vtype { T_STR, T_INT, T_SIZE, T_BOOL, T_LISTEN, T_LEVEL, T_MODE, T_I64, T_REAL };
 
 struct key {
 	const char *name;
@@ -239,6 +239,16 @@ static const struct key session_keys[] = {
 static const struct key exec_keys[] = {
     K("max_output", T_SIZE, max_output, 1024, 64LL << 20),
     K("max_running", T_INT, max_running, 1, 100000),
+    {NULL, 0, 0, 0, 0},
+};
+
+static const struct key quota_keys[] = {
+    K("max_sessions", T_I64, quotas.max_sessions, 0, 1000000),
+    K("max_running_executions", T_I64, quotas.max_running_executions, 0, 1000000),
+    K("max_cpu", T_REAL, quotas.max_cpu, 0, 1000000),
+    K("max_memory", T_SIZE, quotas.max_memory, 0, 1LL << 50),
+    K("requests_per_second", T_REAL, quotas.requests_per_second, 0, 1000000),
+    K("burst", T_I64, quotas.burst, 0, 10000000),
     {NULL, 0, 0, 0, 0},
 };
 
@@ -297,7 +307,26 @@ static void set_one(struct config *cfg, const struct key *k, const config_settin
 		else
 			*(int *)(base + k->off) = config_setting_get_bool(s);
 		return;
+	case T_REAL: {
+		double v;
+		if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+			v = (double)config_setting_get_int64(s);
+		else if (t == CONFIG_TYPE_FLOAT)
+			v = config_setting_get_float(s);
+		else {
+			addf(e, s, "%s: expected a number", p);
+			return;
+		}
+		if (v < (double)k->min || v > (double)k->max) {
+			addf(e, s, "%s: %g is outside %lld..%lld", p, v, (long long)k->min,
+			     (long long)k->max);
+			return;
+		}
+		*(double *)(base + k->off) = v;
+		return;
+	}
 	case T_INT:
+	case T_I64:
 	case T_SIZE: {
 		int64_t v;
 		if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
@@ -315,7 +344,7 @@ static void set_one(struct config *cfg, const struct key *k, const config_settin
 			     (long long)k->min, (long long)k->max);
 			return;
 		}
-		if (k->type == T_SIZE)
+		if (k->type == T_SIZE || k->type == T_I64)
 			*(int64_t *)(base + k->off) = v;
 		else
 			*(int *)(base + k->off) = (int)v;
@@ -474,6 +503,13 @@ static void set_defaults(struct config *cfg)
 	cfg->create_timeout_s = 60;
 	cfg->max_output = 1 << 20;
 	cfg->max_running = 256;
+	/* generous per-tenant defaults: limits exist, and a single user never meets them */
+	cfg->quotas.max_sessions = 256;
+	cfg->quotas.max_running_executions = 64;
+	cfg->quotas.max_cpu = 64;
+	cfg->quotas.max_memory = 256LL << 30;
+	cfg->quotas.requests_per_second = 1000;
+	cfg->quotas.burst = 2000;
 }
 
 int conf_load(struct config *cfg, const char *file, char *errbuf, size_t errlen)
@@ -507,6 +543,8 @@ int conf_load(struct config *cfg, const char *file, char *errbuf, size_t errlen)
 			load_group(cfg, s, session_keys, &e);
 		else if (strcmp(name, "executions") == 0)
 			load_group(cfg, s, exec_keys, &e);
+		else if (strcmp(name, "quotas") == 0)
+			load_group(cfg, s, quota_keys, &e);
 		else if (strcmp(name, "plugins") == 0)
 			load_plugins(cfg, s, &e);
 		else if (strcmp(name, "templates") == 0) {
@@ -516,7 +554,8 @@ int conf_load(struct config *cfg, const char *file, char *errbuf, size_t errlen)
 				cfg->templates = to_json(s);
 		} else
 			addf(&e, s,
-			     "%s: unknown key (expected server, sessions, executions, plugins, "
+			     "%s: unknown key (expected server, sessions, executions, quotas, "
+			     "plugins, "
 			     "templates)",
 			     name);
 	}

@@ -42,6 +42,15 @@ struct config {
 	/* executions */
 	int64_t max_output; /* per stream, bytes */
 	int max_running;    /* concurrent executions in the whole daemon */
+	/* per-tenant quotas (0 = unlimited); an API key's own "quotas" override them */
+	struct quota_cfg {
+		int64_t max_sessions;
+		int64_t max_running_executions;
+		double max_cpu;
+		int64_t max_memory; /* bytes */
+		double requests_per_second;
+		int64_t burst;
+	} quotas;
 	/* plugins */
 	struct plugin_spec *plugins;
 	size_t n_plugins;

@@ -52,6 +52,7 @@ struct run {
 	struct server *srv;
 	char id[72];
 	char session_id[72];
+	char tenant[72];
 	json_t *executor;
 	json_t *request;
 	long timeout_ms;
@@ -453,7 +454,7 @@ static void *runner(void *arg)
 }
 
 int execs_submit(struct server *srv, const json_t *session, const json_t *exec_rec,
-		 const json_t *env, sbx_err *err)
+		 const json_t *env, int64_t tenant_max_running, sbx_err *err)
 {
 	struct execs *x = srv->execs;
 	const json_t *handle = json_object_get(session, "handle");
@@ -469,6 +470,8 @@ int execs_submit(struct server *srv, const json_t *session, const json_t *exec_r
 	snprintf(run->id, sizeof run->id, "%s", json_string_value(json_object_get(exec_rec, "id")));
 	snprintf(run->session_id, sizeof run->session_id, "%s",
 		 json_string_value(json_object_get(session, "id")));
+	snprintf(run->tenant, sizeof run->tenant, "%s",
+		 json_string_value(json_object_get(exec_rec, "tenant")) ?: "");
 	run->executor = json_incref(json_object_get(handle, "executor"));
 	run->stream = calloc(1, sizeof *run->stream);
 	if (run->stream)
@@ -491,6 +494,20 @@ int execs_submit(struct server *srv, const json_t *session, const json_t *exec_r
 				 "%d executions are already running (executions.max_running)",
 				 srv->cfg.max_running);
 		goto fail;
+	}
+	if (tenant_max_running > 0) {
+		int64_t mine = 0;
+		for (struct run *o = x->running; o; o = o->next)
+			mine += strcmp(o->tenant, run->tenant) == 0;
+		if (mine >= tenant_max_running) {
+			pthread_mutex_unlock(&x->mu);
+			rc = sbx_err_set(err, SBX_E_LIMIT,
+					 "tenant '%s' already runs %lld execution(s) (quota "
+					 "max_running_executions = %lld)",
+					 run->tenant, (long long)mine,
+					 (long long)tenant_max_running);
+			goto fail;
+		}
 	}
 	run->next = x->running;
 	x->running = run;

@@ -18,7 +18,7 @@ void execs_stop(struct server *srv);
  * session: its session record; env: merged environment (borrowed). SBX_E_LIMIT when
  * executions.max_running are already running. */
 int execs_submit(struct server *srv, const json_t *session, const json_t *exec_rec,
-		 const json_t *env, sbx_err *err);
+		 const json_t *env, int64_t tenant_max_running, sbx_err *err);
 
 /* If exec_id is running, defer r until it ends (reply 200 with the execution) or until
  * deadline_mono_ms (reply 408); returns 1. Returns 0 when it is not running (the caller

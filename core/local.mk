@@ -17,6 +17,8 @@ core_libsbxd_la_SOURCES = \
 	core/execs.c core/execs.h \
 	core/exec_client.c core/exec_client.h \
 	core/recovery.c core/recovery.h \
+	core/quotas.c core/quotas.h \
+	core/keys.c core/keys.h core/api_keys.c \
 	core/api.h core/api_common.c core/api_health.c core/api_sessions.c \
 	core/api_executions.c core/api_templates.c core/api_files.c
 SBXD_CORE_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(MHD_CFLAGS) $(LIBCONFIG_CFLAGS) \

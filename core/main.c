@@ -18,9 +18,11 @@
 #include "execs.h"
 #include "http.h"
 #include "httpc.h"
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
+#include "quotas.h"
 #include "recovery.h"
 #include "server.h"
 #include "services.h"
@@ -210,6 +212,8 @@ int main(int argc, char **argv)
 	sigset_t set;
 	sbx_err err;
 
+	if (argc >= 2 && strcmp(argv[1], "keys") == 0)
+		return keys_cli_main(argc - 1, argv + 1);
 	memset(&srv, 0, sizeof srv);
 	pthread_mutex_init(&srv.policy_mu, NULL);
 	while ((c = getopt_long(argc, argv, "c:l:d:CVh", opts, NULL)) != -1) {
@@ -342,7 +346,7 @@ int main(int argc, char **argv)
 		goto out_thread;
 	}
 	recovery_run(&srv);
-	if (execs_start(&srv) < 0 || sessions_start(&srv) < 0)
+	if (quotas_start(&srv) < 0 || execs_start(&srv) < 0 || sessions_start(&srv) < 0)
 		goto out_services;
 	srv.pool = pool_new(srv.cfg.workers, thread_hook, &srv);
 	if (!srv.pool)
@@ -371,6 +375,7 @@ out_services:
 	sessions_stop(&srv);
 	if (srv.cfg.shutdown_destroy && srv.db)
 		destroy_live_sessions(&srv);
+	quotas_stop(&srv);
 out_thread:
 	thread_hook(&srv, 0);
 out_plugins:

@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +14,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "quotas.h"
 #include "router.h"
 
 enum role { R_NONE = 0, R_READ = 1, R_USER = 2, R_ADMIN = 3 };
@@ -56,6 +59,11 @@ static const struct route routes[] = {
     {"GET", V1 "/templates/{id}", api_template_get, R_READ},
     {"PUT", V1 "/templates/{id}", api_template_update, R_ADMIN},
     {"DELETE", V1 "/templates/{id}", api_template_delete, R_ADMIN},
+
+    {"POST", V1 "/keys", api_keys_create, R_ADMIN},
+    {"GET", V1 "/keys", api_keys_list, R_ADMIN},
+    {"GET", V1 "/keys/{id}", api_keys_get, R_ADMIN},
+    {"DELETE", V1 "/keys/{id}", api_keys_revoke, R_ADMIN},
 
     {"GET", V1 "/sessions/{id}/files", api_files_list, R_READ},
     {"POST", V1 "/sessions/{id}/files/upload", api_files_upload, R_USER},
@@ -176,8 +184,23 @@ void router_dispatch(struct req *r)
 			continue;
 		r->route = rt->pattern;
 		if (rt->role != R_NONE) {
+			struct quota_cfg q;
+			double wait;
 			if (authenticate(r) < 0)
 				return;
+			quotas_for(r->srv, r->principal, &q);
+			if (quotas_take_request(r->srv, router_tenant(r), &q, &wait) < 0) {
+				char ra[32];
+				http_reply_error(
+				    r, 429, "Sandbox.TooManyRequests", NULL,
+				    "tenant '%s' is over its request rate (%g/s, burst "
+				    "%lld)",
+				    router_tenant(r), q.requests_per_second, (long long)q.burst);
+				snprintf(ra, sizeof ra, "%d", (int)ceil(wait));
+				if (r->resp)
+					MHD_add_response_header(r->resp, "Retry-After", ra);
+				return;
+			}
 			if (role_of(r->principal) < rt->role) {
 				http_reply_error(
 				    r, 403, NULL, NULL, "the role '%s' may not %s %s",

@@ -21,6 +21,7 @@ struct pool;
 struct httpd;
 struct execs;
 struct sessions_svc;
+struct quotas;
 
 struct server {
 	struct config cfg;
@@ -42,6 +43,7 @@ struct server {
 	struct httpd *httpd;
 	struct execs *execs;
 	struct sessions_svc *sessions;
+	struct quotas *quotas;
 
 	int64_t started_ms;
 	char instance_id[33]; /* random per process, names this replica */

@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "services.h"
+#include "quotas.h"
 #include "sessions.h"
 
 struct sessions_svc {
@@ -317,7 +318,7 @@ static struct plugin *choose_runtime(struct server *srv, const json_t *spec, cha
 	return srv->runtimes[0];
 }
 
-int sessions_create(struct server *srv, const char *tenant, const json_t *body, json_t **out,
+int sessions_create(struct server *srv, const json_t *principal, const json_t *body, json_t **out,
 		    sbx_err *err)
 {
 	char id[72], node[128], msg[256];
@@ -328,9 +329,14 @@ int sessions_create(struct server *srv, const char *tenant, const json_t *body, 
 	int64_t now = services_now_ms(), timeout;
 	unsigned char tok[16];
 	char token[40];
-	int rc;
+	struct quota_cfg quota;
+	const char *tenant = json_string_value(json_object_get(principal, "tenant"));
+	int rc, locked = 0;
 
 	*out = NULL;
+	if (!tenant)
+		tenant = "default";
+	quotas_for(srv, principal, &quota);
 	v = json_object_get(body, "template_id");
 	template_id = json_string_value(v);
 	if (!template_id || !*template_id)
@@ -423,7 +429,16 @@ int sessions_create(struct server *srv, const char *tenant, const json_t *body, 
 	}
 	json_object_set_new(rec, "runtime_instance", json_string(rt->spec->name));
 	json_object_set_new(rec, "runtime_type", json_string(rt->d.any->hdr.name));
+	quotas_lock_tenant(srv, tenant);
+	locked = 1;
+	rc = quotas_check_session(srv, tenant, &quota,
+				  json_number_value(json_object_get(res, "cpu")),
+				  json_integer_value(json_object_get(res, "memory_mb")), err);
+	if (rc < 0)
+		goto out;
 	rc = DB(srv)->session_insert(DBI(srv), rec, err);
+	quotas_unlock_tenant(srv, tenant);
+	locked = 0;
 	if (rc < 0) {
 		if (-rc == SBX_E_CONFLICT)
 			sbx_err_set(err, SBX_E_CONFLICT, "a session with id '%s' already exists",
@@ -467,6 +482,8 @@ int sessions_create(struct server *srv, const char *tenant, const json_t *body, 
 	}
 	metrics_counter_add(srv->metrics, "sbxd_sessions_created_total", NULL, 1);
 out:
+	if (locked)
+		quotas_unlock_tenant(srv, tenant);
 	json_decref(tmpl);
 	json_decref(res);
 	json_decref(env);

@@ -13,7 +13,7 @@ void sessions_stop(struct server *srv);
 /* body: the client's request object (borrowed). On success *rec is the stored record
  * (status running). Errors: SBX_E_INVALID (a field; 422), SBX_E_BADREQUEST (unknown
  * template; 400), SBX_E_CONFLICT (duplicate id), runtime errors. */
-int sessions_create(struct server *srv, const char *tenant, const json_t *body, json_t **rec,
+int sessions_create(struct server *srv, const json_t *principal, const json_t *body, json_t **rec,
 		    sbx_err *err);
 /* Look up a session visible to tenant (admin: any). SBX_E_NOTFOUND otherwise. */
 int sessions_get(struct server *srv, const char *tenant, int admin, const char *id, json_t **rec,
