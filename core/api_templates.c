@@ -1,6 +1,7 @@
 /*
- * /api/v1/templates handlers. Creating and changing templates needs the admin role; the
- * templates it creates are global (tenant null) and usable by every tenant.
+ * /api/v1/templates handlers. An admin's templates are global (tenant null, usable by every
+ * tenant) unless it names a "tenant"; a user's are private to its tenant. Only admins
+ * change global templates; users change their tenant's own.
  */
 #include "config.h"
 
@@ -42,11 +43,26 @@ void api_template_create(struct req *r)
 		return;
 	}
 	rec = pick_fields(body, 1);
+	{
+		const json_t *t = json_object_get(body, "tenant");
+		json_t *owner = json_null();
+		if (!router_is_admin(r))
+			owner = json_string(router_tenant(r));
+		else if (t && !json_is_null(t)) {
+			if (!model_valid_id(json_string_value(t))) {
+				json_decref(rec);
+				json_decref(body);
+				http_reply_error(r, 422, NULL, NULL,
+						 "tenant must be a tenant id or null");
+				return;
+			}
+			owner = json_incref((json_t *)t);
+		}
+		json_object_set_new(rec, "tenant", owner);
+	}
 	json_decref(body);
 	if (!json_object_get(rec, "default_env_vars"))
 		json_object_set_new(rec, "default_env_vars", json_object());
-	json_object_set_new(rec, "tenant",
-			    router_is_admin(r) ? json_null() : json_string(router_tenant(r)));
 	json_object_set_new(rec, "created_at", json_integer(now));
 	json_object_set_new(rec, "updated_at", json_integer(now));
 	rc = DB(r->srv)->template_insert(DBI(r->srv), rec, &err);
@@ -98,6 +114,19 @@ void api_template_get(struct req *r)
 	json_decref(t);
 }
 
+/* May the caller change template t? Replies 403 and returns 0 when not. */
+static int may_change(struct req *r, const json_t *t)
+{
+	const char *owner = json_string_value(json_object_get(t, "tenant"));
+
+	if (router_is_admin(r) || (owner && strcmp(owner, router_tenant(r)) == 0))
+		return 1;
+	http_reply_error(r, 403, "Sandbox.Forbidden", "Ask an admin to change global templates.",
+			 "template '%s' is global; only admins may change it",
+			 json_string_value(json_object_get(t, "id")));
+	return 0;
+}
+
 void api_template_update(struct req *r)
 {
 	json_t *t = NULL, *body = NULL, *changes = NULL, *out = NULL;
@@ -110,6 +139,8 @@ void api_template_update(struct req *r)
 		http_reply_sbx(r, rc, &err, "Sandbox.TemplateNotFound");
 		return;
 	}
+	if (!may_change(r, t))
+		goto out;
 	if (!(body = api_body_object(r)))
 		goto out;
 	if (json_object_get(body, "id") &&
@@ -145,6 +176,10 @@ void api_template_delete(struct req *r)
 	rc = templates_get(r->srv, router_tenant(r), router_is_admin(r), r->param[0], &t, &err);
 	if (rc < 0) {
 		http_reply_sbx(r, rc, &err, "Sandbox.TemplateNotFound");
+		return;
+	}
+	if (!may_change(r, t)) {
+		json_decref(t);
 		return;
 	}
 	json_decref(t);

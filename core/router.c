@@ -54,11 +54,11 @@ static const struct route routes[] = {
     {"GET", V1 "/executions/{id}/result", api_execution_get, R_READ},
     {"GET", V1 "/executions/{id}/stream", api_execution_stream, R_READ},
 
-    {"POST", V1 "/templates", api_template_create, R_ADMIN},
+    {"POST", V1 "/templates", api_template_create, R_USER},
     {"GET", V1 "/templates", api_template_list, R_READ},
     {"GET", V1 "/templates/{id}", api_template_get, R_READ},
-    {"PUT", V1 "/templates/{id}", api_template_update, R_ADMIN},
-    {"DELETE", V1 "/templates/{id}", api_template_delete, R_ADMIN},
+    {"PUT", V1 "/templates/{id}", api_template_update, R_USER},
+    {"DELETE", V1 "/templates/{id}", api_template_delete, R_USER},
 
     {"POST", V1 "/keys", api_keys_create, R_ADMIN},
     {"GET", V1 "/keys", api_keys_list, R_ADMIN},
