@@ -117,16 +117,8 @@ static json_t *submit(struct req *r)
 			(json_int_t)services_now_ms(), "updated_at", (json_int_t)services_now_ms(),
 			"started_at", "completed_at");
 	quotas_for(srv, r->principal, &quota);
-	rc = DB(srv)->execution_insert(DBI(srv), rec, &err);
-	if (rc == 0)
-		rc = execs_submit(srv, sess, rec, env, quota.max_running_executions, &err);
+	rc = execs_submit(srv, sess, rec, env, quota.max_running_executions, &err);
 	if (rc < 0) {
-		if (-rc == SBX_E_LIMIT) {
-			json_t *c = json_pack("{s:s, s:s}", "status", "crashed", "error_message",
-					      err.message);
-			DB(srv)->execution_update(DBI(srv), id, c, "pending", NULL, NULL);
-			json_decref(c);
-		}
 		http_reply_sbx(r, rc, &err, "Sandbox.SessionNotFound");
 		json_decref(rec);
 		rec = NULL;

@@ -512,15 +512,32 @@ int execs_submit(struct server *srv, const json_t *session, const json_t *exec_r
 	run->next = x->running;
 	x->running = run;
 	x->n_running++;
+	x->n_threads++; /* provisional: a thread slot, given back if an idle runner takes it */
+	pthread_mutex_unlock(&x->mu);
+
+	rc = DB(srv)->execution_insert(DBI(srv), exec_rec, err);
+	if (rc < 0) {
+		pthread_mutex_lock(&x->mu);
+		for (struct run **pp = &x->running; *pp; pp = &(*pp)->next)
+			if (*pp == run) {
+				*pp = run->next;
+				break;
+			}
+		x->n_running--;
+		x->n_threads--;
+		pthread_mutex_unlock(&x->mu);
+		goto fail;
+	}
+	pthread_mutex_lock(&x->mu);
 	if (x->idle) {
 		struct idle *w = x->idle;
 		x->idle = w->next;
+		x->n_threads--;
 		w->job = run;
 		pthread_cond_signal(&w->cv);
 		pthread_mutex_unlock(&x->mu);
 		return 0;
 	}
-	x->n_threads++;
 	pthread_mutex_unlock(&x->mu);
 
 	pthread_attr_init(&attr);

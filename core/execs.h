@@ -14,9 +14,10 @@ int execs_start(struct server *srv);
  * left to finish (their sandboxes keep the result for collection after a restart). */
 void execs_stop(struct server *srv);
 
-/* Start running an execution whose record (status pending) is already stored.
- * session: its session record; env: merged environment (borrowed). SBX_E_LIMIT when
- * executions.max_running are already running. */
+/* Store an execution's record (status pending) and start running it. The running slot is
+ * reserved first, so an execution refused for a limit (SBX_E_LIMIT: executions.max_running,
+ * or the tenant's tenant_max_running when > 0) leaves no record behind.
+ * session: its session record; env: merged environment (borrowed). */
 int execs_submit(struct server *srv, const json_t *session, const json_t *exec_rec,
 		 const json_t *env, int64_t tenant_max_running, sbx_err *err);
 
