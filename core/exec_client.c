@@ -15,16 +15,7 @@
 
 #define LINE_MAX_BYTES (80u << 20) /* one event; result events carry capped outputs */
 
-struct stream {
-	char *buf;
-	size_t len, cap;
-	json_t *result;
-	void (*on_event)(void *ctx, const json_t *ev);
-	void *ctx;
-	int overflow;
-};
-
-static void handle_line(struct stream *s, const char *line, size_t len)
+static void handle_line(struct exec_stream *s, const char *line, size_t len)
 {
 	json_t *ev;
 	const char *type;
@@ -44,10 +35,9 @@ static void handle_line(struct stream *s, const char *line, size_t len)
 	json_decref(ev);
 }
 
-static size_t on_data(char *data, size_t size, size_t n, void *ud)
+size_t exec_client_stream_feed(struct exec_stream *s, const char *data, size_t len)
 {
-	struct stream *s = ud;
-	size_t len = size * n, i, start = 0;
+	size_t i, start = 0;
 
 	for (i = 0; i < len; i++) {
 		if (data[i] != '\n')
@@ -90,6 +80,20 @@ static size_t on_data(char *data, size_t size, size_t n, void *ud)
 		s->len += part;
 	}
 	return len;
+}
+
+void exec_client_stream_free(struct exec_stream *s)
+{
+	json_decref(s->result);
+	s->result = NULL;
+	free(s->buf);
+	s->buf = NULL;
+	s->len = s->cap = 0;
+}
+
+static size_t on_data(char *data, size_t size, size_t n, void *ud)
+{
+	return exec_client_stream_feed(ud, data, size * n);
 }
 
 static CURL *prepare(const json_t *executor, const char *path, long timeout_ms,
@@ -141,7 +145,7 @@ int exec_client_execute(const json_t *executor, const json_t *request, long time
 			void (*on_event)(void *ctx, const json_t *ev), void *ctx, json_t **result,
 			sbx_err *err)
 {
-	struct stream s = {.on_event = on_event, .ctx = ctx};
+	struct exec_stream s = {.on_event = on_event, .ctx = ctx};
 	struct curl_slist *hdrs = NULL;
 	char *body = NULL;
 	CURL *c;
@@ -189,8 +193,7 @@ int exec_client_execute(const json_t *executor, const json_t *request, long time
 	s.result = NULL;
 	rc = 0;
 out:
-	json_decref(s.result);
-	free(s.buf);
+	exec_client_stream_free(&s);
 	free(body);
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);

@@ -26,4 +26,23 @@ int exec_client_call(const json_t *executor, const char *method, const char *pat
 		     const void *body, size_t body_len, size_t max_bytes, long *status, char **out,
 		     size_t *out_len, sbx_err *err);
 
+/* The NDJSON splitter behind exec_client_execute, exposed so that the stream parser can be
+ * tested and fuzzed without a transport (tests/fuzz/fuzz_exec_stream.c). Zero-initialise,
+ * set on_event/ctx, feed the body in chunks of any size; a complete line is one event.
+ * feed returns len, or 0 to abort the transfer (out of memory, or a line longer than the
+ * cap: overflow set). result is the last "result" event seen (owned by the stream until
+ * taken). One thread at a time. */
+struct exec_stream {
+	char *buf; /* the incomplete line so far (len bytes of cap) */
+	size_t len, cap;
+	json_t *result;
+	void (*on_event)(void *ctx, const json_t *ev);
+	void *ctx;
+	int overflow;
+};
+
+size_t exec_client_stream_feed(struct exec_stream *s, const char *data, size_t len);
+/* Frees the line buffer and any result still held. */
+void exec_client_stream_free(struct exec_stream *s);
+
 #endif

@@ -445,7 +445,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	pthread_mutex_unlock(&srv->httpd->mu);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 0)))
+#endif
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
 	size_t n;
@@ -500,6 +504,24 @@ int http_start(struct server *srv, char *msg, size_t len)
 		return -1;
 	}
 	return 0;
+}
+
+int http_add_connection(struct server *srv, int fd)
+{
+	struct sockaddr_in lo;
+
+	memset(&lo, 0, sizeof lo);
+	lo.sin_family = AF_INET;
+	lo.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (!srv->httpd || !srv->httpd->d) {
+		close(fd);
+		return -1;
+	}
+	/* MHD closes fd itself when it cannot take it. */
+	return MHD_add_connection(srv->httpd->d, fd, (const struct sockaddr *)&lo, sizeof lo) ==
+		       MHD_YES
+		   ? 0
+		   : -1;
 }
 
 int http_inflight(struct server *srv)

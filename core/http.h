@@ -38,6 +38,11 @@ int http_start(struct server *srv, char *msg, size_t len);
 /* Stop accepting, wait up to grace_s for in-flight requests, then stop. */
 void http_stop(struct server *srv, int grace_s);
 int http_inflight(struct server *srv);
+/* Serve an already-connected stream socket as if it had been accepted on the listening one
+ * (client address 127.0.0.1). The daemon never calls it: tests and tests/fuzz drive
+ * requests over a socketpair with it. fd belongs to the server afterwards, also when -1 is
+ * returned (server not started, or MHD refused it). Any thread, after http_start(). */
+int http_add_connection(struct server *srv, int fd);
 
 /* Replies. Exactly one per request. */
 void http_reply_json(struct req *r, unsigned status, json_t *body /* stolen */);

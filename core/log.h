@@ -19,7 +19,11 @@ const char *log_request_id(void);
 __attribute__((format(printf, 3, 4)))
 #endif
 void log_msg(int level, const char *who, const char *fmt, ...);
-void log_vmsg(int level, const char *who, const char *fmt, va_list ap);
+void log_vmsg(int level, const char *who, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 0)))
+#endif
+    ;
 
 #define LOG_E(...) log_msg(SBX_LOG_ERROR, "sbxd", __VA_ARGS__)
 #define LOG_W(...) log_msg(SBX_LOG_WARN, "sbxd", __VA_ARGS__)
