@@ -48,10 +48,14 @@ size_t exec_client_stream_feed(struct exec_stream *s, const char *data, size_t l
 				s->overflow = 1;
 				return 0;
 			}
-			char *nb = realloc(s->buf, s->len + part + 1);
-			if (!nb)
-				return 0;
-			s->buf = nb;
+			/* Grow only: the buffer keeps its capacity for the next partial line. */
+			if (s->len + part + 1 > s->cap) {
+				char *nb = realloc(s->buf, s->len + part + 1);
+				if (!nb)
+					return 0;
+				s->buf = nb;
+				s->cap = s->len + part + 1;
+			}
 			memcpy(s->buf + s->len, data + start, part);
 			s->len += part;
 			handle_line(s, s->buf, s->len);
