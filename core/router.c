@@ -162,6 +162,14 @@ static int authenticate(struct req *r)
 	json_decref(areq);
 	if (rc == 0 && r->principal)
 		return 0;
+	if (rc == -SBX_E_FORBIDDEN) { /* a valid credential that grants no usable role */
+		http_reply_error(r, 403, "Sandbox.Forbidden", NULL, "%s", err.message);
+		return -1;
+	}
+	if (rc == -SBX_E_UNAVAILABLE) { /* the credential store is down: not the client's fault */
+		http_reply_sbx(r, rc, &err, NULL);
+		return -1;
+	}
 	http_reply_error(r, 401, NULL, NULL, "%s",
 			 rc < 0 && err.message[0]
 			     ? err.message
