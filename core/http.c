@@ -98,34 +98,69 @@ static int valid_request_id(const char *s)
 	return n > 0;
 }
 
+int http_cors_allowed(struct req *r)
+{
+	const char *origin = http_header(r, "origin");
+	const char *p = r->srv->cfg.cors_origins;
+	size_t ol;
+
+	if (!origin || !p)
+		return 0;
+	ol = strlen(origin);
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		while (l && *p == ' ') {
+			p++;
+			l--;
+		}
+		while (l && p[l - 1] == ' ')
+			l--;
+		if ((l == 1 && *p == '*') || (l == ol && strncmp(p, origin, l) == 0))
+			return 1;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return 0;
+}
+
 static void add_common_headers(struct req *r, struct MHD_Response *resp)
 {
-	const char *origin;
 	MHD_add_response_header(resp, "X-Request-ID", r->id);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	origin = http_header(r, "origin");
-	if (origin && r->srv->cfg.cors_origins) {
-		const char *list = r->srv->cfg.cors_origins;
-		size_t ol = strlen(origin);
-		const char *p = list;
-		while (*p) {
-			const char *e = strchr(p, ',');
-			size_t l = e ? (size_t)(e - p) : strlen(p);
-			while (l && *p == ' ') {
-				p++;
-				l--;
-			}
-			if ((l == 1 && *p == '*') || (l == ol && strncmp(p, origin, l) == 0)) {
-				MHD_add_response_header(resp, "Access-Control-Allow-Origin",
-							origin);
-				MHD_add_response_header(resp, "Vary", "Origin");
-				break;
-			}
-			if (!e)
-				break;
-			p = e + 1;
-		}
+	if (http_cors_allowed(r)) {
+		MHD_add_response_header(resp, "Access-Control-Allow-Origin",
+					http_header(r, "origin"));
+		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+					"X-Request-ID, Retry-After, WWW-Authenticate");
+		MHD_add_response_header(resp, "Vary", "Origin");
 	}
+}
+
+/* The path as logged: an API key pasted into a URL (sbx_<id>_<secret>) keeps only its id. */
+static void redact_path(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+
+	while (*in && o + 1 < len) {
+		const char *k = strncmp(in, "sbx_", 4) == 0 ? in + 4 : NULL;
+		size_t n = 0;
+		if (k) {
+			while (n < 16 && isxdigit((unsigned char)k[n]))
+				n++;
+		}
+		if (k && n == 16 && k[16] == '_') {
+			int w = snprintf(out + o, len - o, "sbx_%.16s_[redacted]", k);
+			o = w > 0 && (size_t)w < len - o ? o + (size_t)w : len - 1;
+			in = k + 17;
+			while (*in && *in != '/' && *in != '?')
+				in++;
+			continue;
+		}
+		out[o++] = *in++;
+	}
+	out[o] = '\0';
 }
 
 static void set_response(struct req *r, unsigned status, struct MHD_Response *resp)
@@ -235,6 +270,36 @@ static const char *default_solution(unsigned status)
 	}
 }
 
+/* Replace each byte that is not part of a valid UTF-8 sequence with '?'. Descriptions quote
+ * client input (paths, ids) and may be cut mid-character by the buffer; jansson refuses to
+ * encode invalid UTF-8, which left such errors with an empty body. */
+static void utf8_scrub(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		size_t n = *p < 0x80                  ? 1
+			   : *p >= 0xc2 && *p <= 0xdf ? 2
+			   : *p >= 0xe0 && *p <= 0xef ? 3
+			   : *p >= 0xf0 && *p <= 0xf4 ? 4
+						      : 0;
+		size_t i;
+		for (i = 1; i < n; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				break;
+		/* overlong forms, surrogates and code points above U+10FFFF */
+		if (n > 1 && i == n &&
+		    ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+		     (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f)))
+			i = 0;
+		if (n == 0 || i < n) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 void http_reply_error(struct req *r, unsigned status, const char *error_code, const char *solution,
 		      const char *fmt, ...)
 {
@@ -245,6 +310,7 @@ void http_reply_error(struct req *r, unsigned status, const char *error_code, co
 	va_start(ap, fmt);
 	vsnprintf(desc, sizeof desc, fmt, ap);
 	va_end(ap);
+	utf8_scrub(desc);
 	if (!error_code)
 		error_code = code_for_status(status);
 	if (!solution)
@@ -420,7 +486,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct req *r = *con_cls;
 	json_t *labels;
 	double secs;
-	char st[8];
+	char st[8], logged[512];
 	(void)conn;
 
 	if (!r)
@@ -428,8 +494,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	secs = (double)(services_mono_ms() - r->t0) / 1000.0;
 	snprintf(st, sizeof st, "%u", r->status);
 	log_set_request_id(r->id);
+	redact_path(r->path, logged, sizeof logged);
 	log_msg(SBX_LOG_INFO, "http", "method=%s path=%s status=%u ms=%.1f remote=%s%s", r->method,
-		r->path, r->status, secs * 1000.0, r->remote,
+		logged, r->status, secs * 1000.0, r->remote,
 		toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
 	log_set_request_id(NULL);
 	labels = json_pack("{s:s, s:s, s:s}", "method", r->method, "route",

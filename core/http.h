@@ -64,6 +64,8 @@ void http_reply_response(struct req *r, unsigned status, struct MHD_Response *re
 void http_complete(struct req *r);
 
 const char *http_query(struct req *r, const char *name);
+/* Whether the request's Origin is in server.cors_origins. */
+int http_cors_allowed(struct req *r);
 const char *http_header(struct req *r, const char *lower_name);
 
 #endif

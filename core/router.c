@@ -220,6 +220,19 @@ void router_dispatch(struct req *r)
 		rt->fn(r);
 		return;
 	}
+	if (path_matched && strcmp(r->method, "OPTIONS") == 0 && http_cors_allowed(r)) {
+		/* CORS preflight: answered without credentials, as browsers send it */
+		struct MHD_Response *resp =
+		    MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+					"GET, POST, PUT, DELETE, OPTIONS");
+		MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+					"Authorization, Content-Type, X-API-Key, X-Request-ID");
+		MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+		r->route = "preflight";
+		http_reply_response(r, 204, resp);
+		return;
+	}
 	if (path_matched)
 		http_reply_error(r, 405, "Sandbox.MethodNotAllowed",
 				 "See /openapi.json for the methods.", "%s is not allowed on %s",
