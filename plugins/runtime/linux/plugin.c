@@ -404,6 +404,14 @@ static int lx_sandbox_create(void *inst, const json_t *spec, json_t **handle, sb
 		goto fail;
 	if ((rc = ready_wait(lx, sock, pid, log_path, err)) < 0)
 		goto fail;
+	/* The executor has made its socket; from now on nothing in the sandbox may add,
+	 * replace or remove entries of this host directory (host disk use, or a symlink in
+	 * place of the socket that the core would follow on the host). Host root is not
+	 * mapped in the sandbox, so the sandbox user cannot chmod it back. */
+	if (chown(a.run, 0, 0) < 0 || chmod(a.run, 0755) < 0) {
+		rc = sbx_err_set(err, SBX_E_UNAVAILABLE, "lock %s: %s", a.run, strerror(errno));
+		goto fail;
+	}
 	*handle = h;
 	lx->core->log(lx->name, SBX_LOG_INFO, "event=sandbox_created sandbox=%s session=%s pid=%d",
 		      id, session ? session : "-", (int)pid);
