@@ -107,6 +107,13 @@ static void build_root(const struct lx_child_args *a)
 			bind_ro(a, t->target, t->name, a->usr_flags, t->what);
 		}
 	}
+	/* The control plane's own configuration and state when they live under /usr
+	 * (the /usr/local prefix): secrets and other tenants' data. */
+	for (i = 0; i < (size_t)a->n_masks; i++)
+		if (mount("tmpfs", a->masks[i] + 1, "tmpfs",
+			  MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755") < 0 &&
+		    errno != ENOENT)
+			die(a, "mask a control-plane directory under /usr");
 	bind_ro(a, a->etc, "etc", a->state_flags, "mount /etc");
 	bind_ro(a, a->executor_dir, "opt/sbx", a->exe_flags, "mount /opt/sbx");
 

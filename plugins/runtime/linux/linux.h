@@ -93,6 +93,8 @@ struct lx_child_args {
 		const char *what;
 	} top[6];
 	int n_top;
+	char masks[4][1024]; /* host directories under the bound /usr hidden by an empty tmpfs */
+	int n_masks;
 	const char *executor_dir;
 	unsigned long usr_flags;   /* locked mount flags of the image's mount (MS_NOSUID ...) */
 	unsigned long exe_flags;   /* ... of executor_dir's mount */

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,6 +22,12 @@
 
 #include "linux.h"
 
+#ifndef SBX_SYSCONF_DIR
+#define SBX_SYSCONF_DIR "/usr/local/etc/sandbox"
+#endif
+#ifndef SBX_LOCALSTATE_DIR
+#define SBX_LOCALSTATE_DIR "/usr/local/var/lib/sandbox"
+#endif
 #ifndef SBX_EXECUTOR_DIR
 #define SBX_EXECUTOR_DIR "/usr/local/libexec/sandbox/executor"
 #endif
@@ -281,6 +288,25 @@ static int child_args(struct lx *lx, struct lx_child_args *a, const char *dir, c
 			continue;
 		}
 		a->n_top++;
+	}
+	/* Hide sbxd's configuration and data directories if the host's /usr holds them. */
+	a->n_masks = 0;
+	if (!base[0]) {
+		const char *hide[] = {SBX_SYSCONF_DIR, SBX_LOCALSTATE_DIR, lx->core->data_dir(),
+				      lx->state_dir};
+		for (i = 0; i < sizeof hide / sizeof *hide; i++) {
+			char real[PATH_MAX];
+			size_t j;
+			int dup = 0;
+
+			if (!hide[i] || !realpath(hide[i], real) || strncmp(real, "/usr/", 5) ||
+			    strlen(real) >= sizeof a->masks[0])
+				continue;
+			for (j = 0; j < (size_t)a->n_masks; j++)
+				dup |= !strcmp(a->masks[j], real);
+			if (!dup && a->n_masks < (int)(sizeof a->masks / sizeof *a->masks))
+				snprintf(a->masks[a->n_masks++], sizeof a->masks[0], "%s", real);
+		}
 	}
 	if (base[0]) {
 		struct stat st;
