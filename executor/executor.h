@@ -26,6 +26,11 @@
 #define EXEC_PATH_MAX 4096
 #define EXEC_WATCH_MAX 8
 
+/* the base environment of every handler (HOME is the workspace); env entries override it */
+#define EXEC_BASE_PATH "/usr/local/bin:/usr/bin:/bin"
+#define EXEC_BASE_TMPDIR "/tmp"
+#define EXEC_BASE_LANG "C.UTF-8"
+
 enum lang { LANG_PYTHON, LANG_JAVASCRIPT, LANG_SHELL };
 enum exec_state { ST_QUEUED, ST_RUNNING, ST_DONE };
 
@@ -65,6 +70,14 @@ struct zygote {
 	size_t len;
 };
 
+/* a pre-spawned `node node_runner.js --prespawned`, blocked reading its job (idlenode.c) */
+struct idle_node {
+	pid_t pid;	/* 0: none, or it exited (the reaper clears it) */
+	int job;	/* write end of its fd 0: the job, then EOF */
+	int ack;	/* read end of its fd 4: one byte once the job was read and applied */
+	int out[3];	/* read ends of its stdout, stderr and fd 3 (the result line) */
+};
+
 struct ctx {
 	/* options */
 	const char *socket_path;
@@ -76,6 +89,7 @@ struct ctx {
 	size_t max_output;
 	uint64_t max_upload;
 	int preload_python;
+	int preload_javascript;
 	/* state */
 	int ws_fd;			/* O_PATH dirfd of the workspace */
 	pid_t self;
@@ -93,6 +107,7 @@ struct ctx {
 	int children;			/* > 0 once something was spawned */
 	int wake_r, wake_w;		/* reaper -> runner: a watched child exited */
 	struct zygote py;
+	struct idle_node js;		/* the next javascript execution's process */
 	int stopping;
 };
 
@@ -109,15 +124,23 @@ void *registry_worker(void *arg);
 
 /* run.c: one execution from spawn to result */
 void run_execution(struct ctx *c, struct execution *e);
+char *run_which(const char *prog);	/* malloc'd path of prog on the executor's PATH, or NULL */
 
 /* zygote.c: the warm python interpreter */
 int zygote_ensure(struct ctx *c);
 void zygote_stop(struct ctx *c);
 
+/* idlenode.c: the pre-spawned idle node (one execution per process) */
+int idlenode_spawn(struct ctx *c);				/* c->lock held */
+int idlenode_take(struct ctx *c, struct idle_node *out);	/* c->lock held */
+int idlenode_handoff(struct idle_node *n, const char *job, size_t len, int wait_ms);
+void idlenode_discard(struct ctx *c, struct idle_node *n);	/* takes c->lock */
+
 /* reaper.c: reaps every child; reports watched ones */
 void *reaper_thread(void *arg);
 int reaper_watch(struct ctx *c, pid_t pid);	/* call with c->lock held */
 void reaper_unwatch(struct ctx *c, pid_t pid);
+int reaper_reported(struct ctx *c, pid_t pid);	/* call with c->lock held */
 
 /* procs.c: the process tree below the executor */
 int procs_kill_descendants(struct ctx *c, int keep_zygotes);
@@ -150,6 +173,7 @@ int http_error(struct request *rq, unsigned int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 struct MHD_Daemon *http_start(struct ctx *c, int listen_fd);
 
-double now_ms(void);
+double now_ms(void);	/* wall clock (epoch ms) */
+double mono_ms(void);	/* monotonic clock, for intervals */
 
 #endif

@@ -272,10 +272,11 @@ static int do_health(struct ctx *c, struct request *rq)
 	json_t *j;
 
 	pthread_mutex_lock(&c->lock);
-	j = json_pack("{s:s, s:s, s:i, s:o, s:i, s:{s:b}, s:f}", "status", "ok", "version",
+	j = json_pack("{s:s, s:s, s:i, s:o, s:i, s:{s:b, s:b}, s:f}", "status", "ok", "version",
 		      EXEC_VERSION, "pid", (int)c->self,
 		      "running", c->running ? json_string(c->running->id) : json_null(),
-		      "queued", c->queued, "zygotes", "python", c->py.pid > 0,
+		      "queued", c->queued, "zygotes", "python", c->py.pid > 0, "javascript",
+		      c->js.pid > 0,
 		      "uptime", (now_ms() - c->started_at) / 1000.0);
 	pthread_mutex_unlock(&c->lock);
 	return http_json(rq, 200, j);

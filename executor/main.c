@@ -35,11 +35,18 @@ double now_ms(void)
 	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
 }
 
+double mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sbx-executor (--socket PATH | --listen HOST:PORT --token-file FILE)\n"
 		   "       [--workspace DIR] [--shims DIR] [--python PATH] [--max-output BYTES]\n"
-		   "       [--max-upload BYTES] [--preload python]\n"
+		   "       [--max-upload BYTES] [--preload python|javascript]\n"
 		   "See docs/executor-protocol.md.\n");
 }
 
@@ -244,7 +251,9 @@ static int parse_args(struct ctx *c, int argc, char **argv)
 		case 'P':
 			if (strcmp(optarg, "python") == 0) {
 				c->preload_python = 1;
-			} else if (strcmp(optarg, "javascript") && strcmp(optarg, "shell")) {
+			} else if (strcmp(optarg, "javascript") == 0) {
+				c->preload_javascript = 1;
+			} else if (strcmp(optarg, "shell")) {
 				fprintf(stderr, "sbx-executor: --preload: unknown language '%s'\n",
 					optarg);
 				return -1;
@@ -270,6 +279,7 @@ int main(int argc, char **argv)
 	struct ctx c = {
 		.workspace = "/workspace", .max_output = 1 << 20, .max_upload = 100ull << 20,
 		.ws_fd = -1, .wake_r = -1, .wake_w = -1, .py = {.sock = -1},
+		.js = {.job = -1, .ack = -1, .out = {-1, -1, -1}},
 	};
 	struct MHD_Daemon *d = NULL;
 	struct sigaction sa = {.sa_handler = on_signal};
@@ -325,6 +335,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "sbx-executor: preload python failed\n");
 		pthread_mutex_unlock(&c.lock);
 	}
+	if (c.preload_javascript) {
+		pthread_mutex_lock(&c.lock);
+		if (idlenode_spawn(&c) < 0)
+			fprintf(stderr, "sbx-executor: preload javascript failed (no node on PATH?)\n");
+		pthread_mutex_unlock(&c.lock);
+	}
 	d = http_start(&c, fd);
 	if (!d) {
 		fprintf(stderr, "sbx-executor: cannot start the HTTP server\n");
@@ -338,7 +354,8 @@ int main(int argc, char **argv)
 			break;
 	}
 	fprintf(stderr, "sbx-executor: signal %d, stopping\n", sig);
-	/* no graceful drain: a handler must not outlive its sandbox's agent */
+	/* no graceful drain: a handler must not outlive its sandbox's agent; the warm
+	 * interpreters go too (stopping is set, so no idle node is spawned after this) */
 	pthread_mutex_lock(&c.lock);
 	c.stopping = 1;
 	pthread_mutex_unlock(&c.lock);

@@ -1,7 +1,8 @@
 /*
  * The process tree below the executor, read from /proc parent links. After every execution
- * (and on timeout) all descendants except the warm zygote are SIGKILLed, round after round,
- * until none is left; a pidfd plus start time pins each target so a recycled pid is never hit.
+ * (and on timeout) all descendants except the warm interpreters (python zygote, idle node) are
+ * SIGKILLed, round after round, until none is left; a pidfd plus start time pins each target so
+ * a recycled pid is never hit.
  * A cheap walk of /proc/PID/task/TID/children comes first; the full /proc scan runs when
  * that walk found anything (the common clean case costs a few reads, not one per process).
  */
@@ -161,8 +162,22 @@ static int children_of(pid_t pid, pid_t **v, size_t *n, size_t *cap)
 	return 0;
 }
 
+/* the warm interpreters the sweep spares: pids or 0 */
+static void kept(struct ctx *c, int keep_zygotes, pid_t keep[2])
+{
+	pthread_mutex_lock(&c->lock);
+	keep[0] = keep_zygotes ? c->py.pid : 0;
+	keep[1] = keep_zygotes ? c->js.pid : 0;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static int is_kept(const pid_t keep[2], pid_t pid)
+{
+	return pid > 0 && (pid == keep[0] || pid == keep[1]);
+}
+
 /* one round of the cheap walk: kills what it finds; returns the count or -1 */
-static int walk_round(struct ctx *c, pid_t zygote)
+static int walk_round(struct ctx *c, const pid_t keep[2])
 {
 	pid_t *v = NULL;
 	size_t n = 0, cap = 0;
@@ -178,7 +193,8 @@ static int walk_round(struct ctx *c, pid_t zygote)
 			goto fail;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (v[i] == zygote || read_stat(v[i], &p) < 0 || p.state == 'Z' || p.state == 'X')
+		if (is_kept(keep, v[i]) || read_stat(v[i], &p) < 0 || p.state == 'Z' ||
+		    p.state == 'X')
 			continue;
 		kill_pinned(&p);
 		live++;
@@ -196,14 +212,12 @@ static int full_rounds(struct ctx *c, int keep_zygotes)
 	struct proc *v = NULL;
 	size_t n, i;
 	int total = 0, round, live, changed;
-	pid_t zygote;
+	pid_t keep[2];
 
 	for (round = 0; round < 5000; round++) {
 		if (scan(&v, &n) < 0)
 			return -1;
-		pthread_mutex_lock(&c->lock);
-		zygote = keep_zygotes ? c->py.pid : 0;
-		pthread_mutex_unlock(&c->lock);
+		kept(c, keep_zygotes, keep);
 		do {
 			changed = 0;
 			for (i = 0; i < n; i++) {
@@ -225,7 +239,7 @@ static int full_rounds(struct ctx *c, int keep_zygotes)
 		} while (changed);
 		live = 0;
 		for (i = 0; i < n; i++) {
-			if (!v[i].mark || v[i].pid == zygote || v[i].state == 'Z' ||
+			if (!v[i].mark || is_kept(keep, v[i].pid) || v[i].state == 'Z' ||
 			    v[i].state == 'X')
 				continue;
 			kill_pinned(&v[i]);
@@ -246,12 +260,10 @@ static int full_rounds(struct ctx *c, int keep_zygotes)
 int procs_kill_descendants(struct ctx *c, int keep_zygotes)
 {
 	int n;
-	pid_t zygote;
+	pid_t keep[2];
 
-	pthread_mutex_lock(&c->lock);
-	zygote = keep_zygotes ? c->py.pid : 0;
-	pthread_mutex_unlock(&c->lock);
-	n = walk_round(c, zygote);
+	kept(c, keep_zygotes, keep);
+	n = walk_round(c, keep);
 	if (n == 0)
 		return 0;
 	/* something was left (or the walk failed): finish with the exhaustive scan */

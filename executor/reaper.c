@@ -1,7 +1,7 @@
 /*
- * The reaper thread: waits for every child of the executor (handlers, the zygote, and the
- * orphans re-parented to it as PID 1 or subreaper) so no zombie stays, and reports the exit
- * status and rusage of the few children a runner watches.
+ * The reaper thread: waits for every child of the executor (handlers, the zygote, the idle
+ * node, and the orphans re-parented to it as PID 1 or subreaper) so no zombie stays, and
+ * reports the exit status and rusage of the few children a runner watches.
  */
 #include "config.h"
 
@@ -33,6 +33,15 @@ void reaper_unwatch(struct ctx *c, pid_t pid)
 			c->watches[i].pid = 0;
 }
 
+/* whether the watched pid's exit was recorded (then it is reaped and its pid may be reused) */
+int reaper_reported(struct ctx *c, pid_t pid)
+{
+	for (int i = 0; i < EXEC_WATCH_MAX; i++)
+		if (c->watches[i].pid == pid && c->watches[i].done)
+			return 1;
+	return 0;
+}
+
 void *reaper_thread(void *arg)
 {
 	struct ctx *c = arg;
@@ -60,6 +69,8 @@ void *reaper_thread(void *arg)
 		pthread_mutex_lock(&c->lock);
 		if (pid == c->py.pid)
 			c->py.pid = 0;
+		if (pid == c->js.pid)
+			c->js.pid = 0;	/* the idle node exited unused; idlenode_spawn cleans up */
 		for (int i = 0; i < EXEC_WATCH_MAX; i++) {
 			if (c->watches[i].pid == pid && !c->watches[i].done) {
 				c->watches[i].done = 1;

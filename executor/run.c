@@ -1,7 +1,8 @@
 /*
- * One execution from spawn to result: pipes for stdout/stderr/result, the python zygote or a
- * fresh node/bash child, a poll loop that streams capped output and enforces the deadline,
- * then the kill of every leftover process and the Result object (docs/executor-protocol.md).
+ * One execution from spawn to result: pipes for stdout/stderr/result, the python zygote, the
+ * pre-spawned idle node (else a fresh node) or a fresh bash child, a poll loop that streams
+ * capped output and enforces the deadline, then the kill of every leftover process and the
+ * Result object (docs/executor-protocol.md).
  */
 #include "config.h"
 
@@ -14,7 +15,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "executor.h"
@@ -22,6 +22,7 @@
 
 #define SANDBOX_EVENT_MAX (120u << 10)	/* one env string must stay under MAX_ARG_STRLEN */
 #define GRACE_MS 2000			/* wait for pipe EOF after the tree was killed */
+#define HANDOFF_MS 5000			/* an idle node slower than this to take its job is dropped */
 
 struct capture {
 	const char *name;	/* "stdout" / "stderr" / NULL for the result channel */
@@ -47,13 +48,6 @@ struct run {
 	int timed_out;
 	double t_done;		/* monotonic ms when the handler's end was seen */
 };
-
-static double mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
-}
 
 /* length of the valid UTF-8 sequence at s (1..4), 0 if invalid, -1 if cut short by the end */
 static int utf8_seq(const unsigned char *s, size_t n)
@@ -201,8 +195,8 @@ static int result_complete(const struct capture *k)
 
 static json_t *handler_env(struct ctx *c, struct execution *e)
 {
-	json_t *env = json_pack("{s:s, s:s, s:s, s:s}", "PATH", "/usr/local/bin:/usr/bin:/bin",
-				"HOME", c->workspace, "TMPDIR", "/tmp", "LANG", "C.UTF-8");
+	json_t *env = json_pack("{s:s, s:s, s:s, s:s}", "PATH", EXEC_BASE_PATH, "HOME",
+				c->workspace, "TMPDIR", EXEC_BASE_TMPDIR, "LANG", EXEC_BASE_LANG);
 	char *ev;
 
 	json_object_update(env, e->env);
@@ -249,7 +243,7 @@ static void free_strv(char **v)
 	free(v);
 }
 
-static char *find_in_path(const char *prog)
+char *run_which(const char *prog)
 {
 	const char *path = getenv("PATH");
 	char *dup, *dir, *save = NULL, *cand = NULL;
@@ -326,38 +320,35 @@ out:
 	return rc;
 }
 
-/* javascript and shell: a fresh child with stdin = memfd, 1/2 = pipes, 3 = result or script */
-static int start_child(struct run *r, const int wfd[3], json_t *env, const char **why)
+/*
+ * javascript (cold start) and shell: a fresh child with stdin = memfd holding input (the job,
+ * or the event), 1/2 = pipes, 3 = result pipe or script
+ */
+static int start_child(struct run *r, const int wfd[3], json_t *env, const char *input,
+		       const char **why)
 {
 	struct ctx *c = r->c;
 	struct execution *e = r->e;
-	char *prog = NULL, *script = NULL, *payload = NULL, **envp = NULL;
+	char *prog = NULL, *script = NULL, **envp = NULL;
 	char *argv[4];
 	int in_fd = -1, fd3 = -1, rc = -1;
 	pid_t pid;
 
-	prog = find_in_path(e->lang == LANG_SHELL ? "bash" : "node");
+	prog = run_which(e->lang == LANG_SHELL ? "bash" : "node");
 	*why = e->lang == LANG_SHELL ? "bash not found on PATH" : "node not found on PATH";
 	if (!prog)
 		goto out;
 	*why = "cannot prepare the handler's input";
 	envp = env_array(env);
-	if (!envp)
+	if (!envp || !input)
 		goto out;
+	in_fd = memfd_with(e->lang == LANG_SHELL ? "event" : "job", input, strlen(input));
 	if (e->lang == LANG_SHELL) {
-		payload = json_dumps(e->event, JSON_COMPACT | JSON_ENCODE_ANY);
-		in_fd = payload ? memfd_with("event", payload, strlen(payload)) : -1;
 		fd3 = memfd_with("script", e->code, strlen(e->code));
 		argv[0] = "bash";
 		argv[1] = "/dev/fd/3";
 		argv[2] = NULL;
 	} else {
-		json_t *job = json_pack("{s:s, s:O, s:I, s:o}", "code", e->code, "event", e->event,
-					"max_output", (json_int_t)e->max_output, "context",
-					handler_context(e));
-		payload = job ? json_dumps(job, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-		json_decref(job);
-		in_fd = payload ? memfd_with("job", payload, strlen(payload)) : -1;
 		fd3 = wfd[2];
 		if (asprintf(&script, "%s/node_runner.js", c->shims) < 0)
 			script = NULL;
@@ -401,9 +392,83 @@ out:
 		close(fd3);
 	free(prog);
 	free(script);
-	free(payload);
 	free_strv(envp);
 	return rc;
+}
+
+/* the runner's job (shims/node_runner.js): the same for the idle node and a cold start */
+static char *node_job(struct ctx *c, struct execution *e, json_t *env)
+{
+	json_t *job = json_pack("{s:s, s:O, s:I, s:o, s:O, s:s}", "code", e->code, "event",
+				e->event, "max_output", (json_int_t)e->max_output, "context",
+				handler_context(e), "env", env, "cwd", c->workspace);
+	char *s = job ? json_dumps(job, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+	json_decref(job);
+	return s;
+}
+
+/*
+ * Whether node, its loader or libc read the variable while starting, before the runner can
+ * apply the execution's env: an execution that sets one (to anything but the idle node's value)
+ * gets a cold start so that it takes effect exactly as before.
+ */
+static int read_at_startup(const char *name)
+{
+	static const char *const prefixes[] = {"NODE_", "UV_", "LD_", "OPENSSL_", "SSL_CERT_",
+					       "GLIBC_", "MALLOC_", "LC_"};
+
+	if (strcmp(name, "LANG") == 0 || strcmp(name, "LANGUAGE") == 0)
+		return 1;
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+			return 1;
+	return 0;
+}
+
+static int warm_env_ok(json_t *env)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(env, k, v) {
+		if (read_at_startup(k) &&
+		    !(strcmp(k, "LANG") == 0 && strcmp(json_string_value(v), EXEC_BASE_LANG) == 0))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * javascript: hands the job to the pre-spawned idle node, whose stdout/stderr/result pipes
+ * become the execution's. -1 if there is none or it does not take the job: the caller
+ * cold-starts. *t0 is the hand-off time.
+ */
+static int start_warm_node(struct run *r, const char *job, double *t0)
+{
+	struct ctx *c = r->c;
+	struct idle_node n;
+	pid_t pid;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	rc = idlenode_take(c, &n);
+	pthread_mutex_unlock(&c->lock);
+	if (rc < 0)
+		return -1;
+	pid = n.pid;
+	*t0 = mono_ms();
+	if (idlenode_handoff(&n, job, strlen(job), HANDOFF_MS) < 0) {
+		idlenode_discard(c, &n);
+		fprintf(stderr, "sbx-executor: idle node pid=%d did not take execution %s: "
+			"cold start\n", (int)pid, r->e->id);
+		return -1;
+	}
+	r->pid = pid;
+	r->watched = 1;
+	for (int i = 0; i < 3; i++)
+		r->cap[i].fd = n.out[i];
+	return 0;
 }
 
 static void zygote_reports(struct run *r)
@@ -535,6 +600,12 @@ static json_t *make_result(struct run *r, double started, double t0, double t1,
 
 	if (r->cap[2].len)
 		line = json_loadb(r->cap[2].data, r->cap[2].len, 0, NULL);
+	if (e->lang == LANG_JAVASCRIPT && json_is_number(json_object_get(line, "startup_cpu_ms"))) {
+		/* node's own start-up (in the idle node: before the hand-off) is not the handler's */
+		r->cpu_ms -= json_number_value(json_object_get(line, "startup_cpu_ms"));
+		if (r->cpu_ms < 0)
+			r->cpu_ms = 0;
+	}
 	if (r->cap[2].truncated)
 		rv_trunc = 1;
 	if (have_status)
@@ -617,7 +688,8 @@ void run_execution(struct ctx *c, struct execution *e)
 	int wfd[3];
 	const char *why = NULL;
 	json_t *env = NULL, *res;
-	double started = now_ms(), t0, t1;
+	char *input = NULL;
+	double started = now_ms(), t0 = 0, t1;
 
 	r.cap[0].name = "stdout";
 	r.cap[1].name = "stderr";
@@ -626,25 +698,45 @@ void run_execution(struct ctx *c, struct execution *e)
 	for (int i = 0; i < 3; i++) {
 		r.cap[i].fd = -1;
 		r.cap[i].data = malloc(r.cap[i].cap);
-		if (!r.cap[i].data || pipe2(pfd[i], O_CLOEXEC) < 0) {
-			why = "out of memory or file descriptors";
+		if (!r.cap[i].data) {
+			why = "out of memory";
+			goto finish;
+		}
+	}
+	registry_emit(c, e, json_pack("{s:s, s:s, s:I}", "type", "start", "id", e->id, "ts",
+				      (json_int_t)started));
+	env = handler_env(c, e);
+	if (e->lang == LANG_JAVASCRIPT) {
+		input = node_job(c, e, env);
+		if (input && warm_env_ok(e->env) && start_warm_node(&r, input, &t0) == 0)
+			goto started;
+	} else if (e->lang == LANG_SHELL) {
+		input = json_dumps(e->event, JSON_COMPACT | JSON_ENCODE_ANY);
+	}
+	for (int i = 0; i < 3; i++) {
+		if (pipe2(pfd[i], O_CLOEXEC) < 0) {
+			why = "out of file descriptors";
 			goto finish;
 		}
 		fcntl(pfd[i][0], F_SETFL, O_NONBLOCK);
 		r.cap[i].fd = pfd[i][0];
 		wfd[i] = pfd[i][1];
 	}
-	registry_emit(c, e, json_pack("{s:s, s:s, s:I}", "type", "start", "id", e->id, "ts",
-				      (json_int_t)started));
-	env = handler_env(c, e);
 	t0 = mono_ms();
 	if (e->lang == LANG_PYTHON ? start_python(&r, wfd, env, &why) < 0
-				   : start_child(&r, wfd, env, &why) < 0)
+				   : start_child(&r, wfd, env, input, &why) < 0)
 		goto finish;
 	why = NULL;
 	for (int i = 0; i < 3; i++) {
 		close(pfd[i][1]);
 		pfd[i][1] = -1;
+	}
+started:
+	if (e->lang == LANG_JAVASCRIPT) {
+		/* the next javascript execution's process, while this one runs */
+		pthread_mutex_lock(&c->lock);
+		idlenode_spawn(c);
+		pthread_mutex_unlock(&c->lock);
 	}
 	loop(&r, t0);
 finish:
@@ -665,6 +757,7 @@ finish:
 	res = make_result(&r, started, t0, t1, why);
 	for (int i = 0; i < 3; i++)
 		free(r.cap[i].data);
+	free(input);
 	json_decref(env);
 	pthread_mutex_lock(&c->lock);
 	e->result = res;

@@ -1,10 +1,17 @@
 // sbx-executor's JavaScript runner: reads one job (JSON) from stdin, evaluates the code as
 // the body of an async function with CommonJS-style module/exports/require, finds handler
 // (top level or exported), awaits it and writes one result line to fd 3.
+// With --prespawned it was started ahead of time with the clean base environment and blocks
+// on stdin (a pipe) until the executor hands it a job: it then applies the job's env and
+// working directory and acknowledges with one byte on fd 4 before any user code is loaded.
 'use strict';
 const fs = require('fs');
 const path = require('path');
 const Module = require('module');
+
+const prespawned = process.argv[2] === '--prespawned';
+if (prespawned)
+	process.argv.splice(2, 1);	// the handler sees the argv of a cold start
 
 function writeResult(obj, raw) {
 	const line = raw !== undefined ? raw : JSON.stringify(obj);
@@ -20,8 +27,35 @@ function finish(code) {
 	process.exit(code);
 }
 
-async function main() {
+function readJob() {
 	const job = JSON.parse(fs.readFileSync(0, 'utf8'));
+	if (prespawned) {
+		for (const k of Object.keys(process.env))
+			if (!Object.prototype.hasOwnProperty.call(job.env, k))
+				delete process.env[k];
+		Object.assign(process.env, job.env);
+		process.chdir(job.cwd);
+		fs.writeSync(4, 'J');
+		fs.closeSync(4);
+	}
+	return job;
+}
+
+function cpuMs(u) {
+	return (u.user + u.system) / 1000;
+}
+
+async function main() {
+	let job;
+	try {
+		job = readJob();
+	} catch (e) {
+		// prespawned: nothing was acknowledged, so the executor cold-starts the execution
+		process.stderr.write('node_runner: cannot read the job: ' + e + '\n');
+		process.exit(70);
+	}
+	// the CPU node spent starting (and, prespawned, waiting): not the handler's
+	const startupCpu = cpuMs(process.cpuUsage());
 	const cap = job.max_output;
 	const started = Date.now();
 	const ctx = Object.assign({}, job.context);
@@ -50,10 +84,11 @@ async function main() {
 		const text = JSON.stringify(value);
 		if (text === undefined)
 			throw new TypeError('the return value is not JSON serialisable');
+		const head = '{"ok":true,"startup_cpu_ms":' + startupCpu + ',';
 		if (Buffer.byteLength(text, 'utf8') > cap)
-			writeResult(null, '{"ok":true,"truncated":true}');
+			writeResult(null, head + '"truncated":true}');
 		else
-			writeResult(null, '{"ok":true,"value":' + text + '}');
+			writeResult(null, head + '"value":' + text + '}');
 		finish(0);
 	} catch (e) {
 		const isErr = e instanceof Error;
@@ -66,7 +101,8 @@ async function main() {
 		} catch (e2) {
 			// stderr closed
 		}
-		writeResult({ ok: false, value: null, error_type: type, error_message: msg });
+		writeResult({ ok: false, value: null, error_type: type, error_message: msg,
+			startup_cpu_ms: startupCpu });
 		finish(1);
 	}
 }

@@ -7,6 +7,7 @@
 command -v curl >/dev/null || { echo "1..0 # SKIP curl not installed"; exit 0; }
 SOCK=$T/executor.sock
 start_executor "$SOCK" --socket "$SOCK" --preload python --max-upload 2000000
+MAIN_PID=$EXEC_PID
 
 # ---- python --------------------------------------------------------------------------
 run python 'def handler(event):
@@ -58,7 +59,30 @@ run python 'def handler(event):
 t "a killed python zygote is restarted on the next execution" eq "$(field return_value)" 'alive'
 
 # ---- javascript --------------------------------------------------------------------------
+# The handler's process start (kernel clock ticks since boot, /proc/self/stat field 22) as
+# epoch ms: earlier than the execution's started_at means it was pre-spawned (warm path).
+JS_STARTED='function handler() {
+	const fs = require("fs");
+	const stat = fs.readFileSync("/proc/self/stat", "utf8");
+	const ticks = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+	const up = Number(fs.readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+	return [process.pid, Math.round(Date.now() - (up - ticks / 100) * 1000)];
+}'
+# warm: the result's process started over 100 ms (10 ticks) before the execution did
+warm() { $PY -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+pid, start = r["return_value"]
+sys.exit(0 if r["status"] == "completed" and start < r["started_at"] - 100 else 1)' "$T/res"; }
+# result_is PYTHON_EXPR: true of the last result's return value v
+result_is() { $PY -c 'import json, sys
+v = json.load(open(sys.argv[1]))["return_value"]
+sys.exit(0 if eval(sys.argv[2]) else 1)' "$T/res" "$1"; }
+js_health() { curl -s --unix-socket "$SOCK" http://x/health | $PY -c 'import json,sys; print(json.load(sys.stdin)["zygotes"]["javascript"])'; }
+
 if command -v node >/dev/null; then
+	t "no idle node before the first javascript execution (no --preload javascript)" \
+		eq "$(js_health)" False
 	run javascript 'function handler(event, context) { console.log("top"); return event.n * 2; }' '{"n": 21}'
 	t "javascript top-level function handler" eq "$(field status)|$(field return_value)|$(field stdout)" \
 		'completed|42|top'
@@ -72,8 +96,103 @@ if command -v node >/dev/null; then
 	run javascript 'const handler = () => { throw new RangeError("too far"); };'
 	t "javascript exception gives failed with 'Type: message'" \
 		eq "$(field status)|$(field error_message)" 'failed|RangeError: too far'
+
+	run javascript 'function handler() { return process.env.LEAK; }' '{}' '{"env": {"LEAK": "one"}}'
+	t "javascript handler sees its env" eq "$(field return_value)" 'one'
+	run javascript 'function handler() {
+		return [process.env.GREETING, process.env.HOME, process.env.LANG, "LEAK" in process.env,
+			process.cwd(), process.argv.length];
+	}' '{}' '{"env": {"GREETING": "hi", "HOME": "/tmp"}}'
+	t "javascript env overrides the base, does not leak into the next execution; cwd is the workspace" \
+		eq "$(field return_value)" "[\"hi\", \"/tmp\", \"C.UTF-8\", false, \"$WS\", 2]"
+	run javascript 'function handler() { return require("v8").getHeapStatistics().heap_size_limit < (256 << 20); }' \
+		'{}' '{"env": {"NODE_OPTIONS": "--max-old-space-size=64"}}'
+	t "javascript NODE_OPTIONS in env takes effect (node reads it while starting)" \
+		eq "$(field status)|$(field return_value)" 'completed|true'
+
+	run javascript 'globalThis.leftBehind = "first"; function handler() { return process.pid; }'
+	pid1=$(field return_value)
+	run javascript 'function handler() { return [process.pid, typeof globalThis.leftBehind]; }'
+	t "consecutive javascript executions run in different processes and share no globals" \
+		result_is "v[0] != $pid1 and v[1] == 'undefined'"
+	t "an idle node is waiting for the next javascript execution" eq "$(js_health)" True
+	sleep 0.3
+	run javascript "$JS_STARTED"
+	t "a javascript execution runs in a node started before it was submitted (warm path)" warm
+	t "the warm node runs the execution with its metrics measured from the hand-off" $PY -c '
+import json, sys
+m = json.load(open(sys.argv[1]))["metrics"]
+assert 0 < m["duration_ms"] < 1000 and 0 <= m["cpu_time_ms"] < 1000 and m["peak_memory_mb"] > 1, m
+' "$T/res"
+
+	run javascript 'const cp = require("child_process");
+function handler() {
+	const c = cp.spawn("sleep", ["1000"], { detached: true, stdio: "ignore" });
+	require("fs").writeFileSync("js-child.pid", String(c.pid));
+	for (;;) {}
+}' '{}' '{"timeout_ms": 700}'
+	t "javascript timeout gives status timeout" eq "$(field status)" 'timeout'
+	jpid=$(cat "$WS/js-child.pid" 2>/dev/null)
+	sleep 0.1
+	t "javascript timeout kills the handler's detached child" \
+		sh -c '[ -n "$1" ] && ! kill -0 "$1" 2>/dev/null' _ "$jpid"
+	sleep 0.3
+	run javascript "$JS_STARTED"
+	t "the idle node survives the kill of a timed-out tree (next execution warm)" warm
+
+	if command -v pkill >/dev/null; then
+		run shell 'pkill -f node_runner && echo killed'
+		t "a shell execution can kill the idle node" eq "$(field stdout)" killed
+		run javascript 'function handler() { return "after the kill"; }'
+		t "a killed idle node does not break the next javascript execution (cold fallback)" \
+			eq "$(field status)|$(field return_value)" 'completed|after the kill'
+		sleep 0.3
+		run javascript "$JS_STARTED"
+		t "after the fallback a new idle node is ready again (warm path)" warm
+		run shell 'pkill -STOP -f node_runner && echo stopped'
+		run javascript 'function handler() { return "after the stop"; }' '{}' '{"timeout_ms": 3000}'
+		t "a stopped idle node is replaced, the execution completes" \
+			eq "$(field status)|$(field return_value)" 'completed|after the stop'
+	else
+		for x in 1 2 3 4; do n=$((n + 1)); echo "ok $n # SKIP pkill not installed"; done
+	fi
+
+	# latency, reported and not asserted: warm (pre-spawned) against cold (NODE_OPTIONS set)
+	$PY - "$SOCK" <<'PYEOF'
+import http.client, json, socket, statistics, sys, time
+
+class UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost")
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+conn = UnixConnection(sys.argv[1])
+
+def once(env):
+    body = json.dumps({"language": "javascript", "env": env,
+                       "code": "function handler(event) { return 1; }"})
+    t = time.perf_counter()
+    conn.request("POST", "/execute", body=body, headers={"Content-Type": "application/json"})
+    lines = conn.getresponse().read().decode().splitlines()
+    e2e = (time.perf_counter() - t) * 1000
+    return json.loads(lines[-1])["metrics"]["duration_ms"], e2e
+
+for name, env in (("warm", {}), ("cold", {"NODE_OPTIONS": ""})):
+    d, e = [], []
+    for i in range(9):
+        time.sleep(0.15)
+        x, y = once(env)
+        d.append(x)
+        e.append(y)
+    print("# javascript %s: median duration_ms %.1f, end to end %.1f ms (n=9)"
+          % (name, statistics.median(d), statistics.median(e)))
+PYEOF
 else
-	for x in 1 2 3 4; do n=$((n + 1)); echo "ok $n # SKIP node not installed"; done
+	for x in $(seq 19); do n=$((n + 1)); echo "ok $n # SKIP node not installed"; done
 fi
 
 # ---- shell -------------------------------------------------------------------------------
@@ -255,7 +374,7 @@ t "an upload over --max-upload is refused with 413" sh -c '
 # ---- TCP listener with a token -------------------------------------------------------------
 port=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 echo "tok-$$-secret" >"$T/token"
-start_executor "" --listen "127.0.0.1:$port" --token-file "$T/token"
+start_executor "" --listen "127.0.0.1:$port" --token-file "$T/token" --preload javascript
 i=0
 while [ $i -lt 50 ] && ! curl -s -o /dev/null "http://127.0.0.1:$port/health"; do sleep 0.05; i=$((i + 1)); done
 t "TCP listener refuses a request without the token (401)" \
@@ -264,5 +383,25 @@ t "TCP listener refuses a wrong token (401)" \
 	eq "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer tok-wrong' "http://127.0.0.1:$port/health")" 401
 t "TCP listener accepts the right token" \
 	eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer tok-$$-secret" "http://127.0.0.1:$port/health")" 200
+
+# ---- --preload javascript, and shutdown ----------------------------------------------------
+if command -v node >/dev/null; then
+	t "--preload javascript starts the idle node at start-up" eq "$(curl -s -H "Authorization: Bearer tok-$$-secret" \
+		"http://127.0.0.1:$port/health" | $PY -c 'import json,sys; print(json.load(sys.stdin)["zygotes"]["javascript"])')" True
+	sleep 0.2
+	CODE_=$JS_STARTED $PY -c 'import json, os; print(json.dumps({"language": "javascript", "code": os.environ["CODE_"]}))' >"$T/req"
+	curl -s -H "Authorization: Bearer tok-$$-secret" --data-binary @"$T/req" "http://127.0.0.1:$port/execute" \
+		| tail -n 1 >"$T/res"
+	t "with --preload javascript the first javascript execution is warm" warm
+	idle=$(pgrep -P "$MAIN_PID" -f 'node_runner.js --prespawned')
+	kill -TERM "$MAIN_PID"
+	i=0
+	while [ $i -lt 40 ] && kill -0 "$MAIN_PID" 2>/dev/null && ! gone "$MAIN_PID"; do sleep 0.05; i=$((i + 1)); done
+	sleep 0.1
+	found_gone() { [ -n "$1" ] && gone "$1"; }
+	t "the idle node is killed on executor shutdown" found_gone "$idle"
+else
+	for x in 1 2 3; do n=$((n + 1)); echo "ok $n # SKIP node not installed"; done
+fi
 
 done_testing
