@@ -12,24 +12,24 @@
 #include <sys/resource.h>
 #include <jansson.h>
 
-#define EXEC_VERSION "1"
-#define EXEC_QUEUE_MAX 64
-#define EXEC_RETAIN_MAX 1024
-#define EXEC_RETAIN_BYTES (256u << 20)	/* result bytes kept for GET /executions/{id} */
-#define EXEC_CODE_MAX (1u << 20)
-#define EXEC_EVENT_MAX (1u << 20)
-#define EXEC_BODY_MAX (3u << 20)	/* a whole POST /execute body */
-#define EXEC_ENV_MAX 256
-#define EXEC_ENV_NAME_MAX 128
+#define EXEC_VERSION       "1"
+#define EXEC_QUEUE_MAX     64
+#define EXEC_RETAIN_MAX    1024
+#define EXEC_RETAIN_BYTES  (256u << 20) /* result bytes kept for GET /executions/{id} */
+#define EXEC_CODE_MAX      (1u << 20)
+#define EXEC_EVENT_MAX     (1u << 20)
+#define EXEC_BODY_MAX      (3u << 20) /* a whole POST /execute body */
+#define EXEC_ENV_MAX       256
+#define EXEC_ENV_NAME_MAX  128
 #define EXEC_ENV_VALUE_MAX 32768
-#define EXEC_ID_MAX 128
-#define EXEC_PATH_MAX 4096
-#define EXEC_WATCH_MAX 8
+#define EXEC_ID_MAX        128
+#define EXEC_PATH_MAX      4096
+#define EXEC_WATCH_MAX     8
 
 /* the base environment of every handler (HOME is the workspace); env entries override it */
-#define EXEC_BASE_PATH "/usr/local/bin:/usr/bin:/bin"
+#define EXEC_BASE_PATH   "/usr/local/bin:/usr/bin:/bin"
 #define EXEC_BASE_TMPDIR "/tmp"
-#define EXEC_BASE_LANG "C.UTF-8"
+#define EXEC_BASE_LANG   "C.UTF-8"
 
 enum lang { LANG_PYTHON, LANG_JAVASCRIPT, LANG_SHELL };
 enum exec_state { ST_QUEUED, ST_RUNNING, ST_DONE };
@@ -38,13 +38,13 @@ struct execution {
 	char id[EXEC_ID_MAX + 1];
 	enum lang lang;
 	char *code;
-	json_t *event;		/* owned */
-	json_t *env;		/* owned, object of strings */
-	json_t *session_id;	/* owned or NULL */
+	json_t *event;      /* owned */
+	json_t *env;        /* owned, object of strings */
+	json_t *session_id; /* owned or NULL */
 	long timeout_ms;
 	size_t max_output;
 	enum exec_state state;
-	json_t *result;		/* owned once ST_DONE */
+	json_t *result; /* owned once ST_DONE */
 	size_t result_bytes;
 	/* NDJSON stream for the POST /execute response; freed when done and unread */
 	char *stream;
@@ -52,7 +52,7 @@ struct execution {
 	int readers;
 	pthread_cond_t cond;
 	int refs;
-	struct execution *next;	/* queue link */
+	struct execution *next; /* queue link */
 };
 
 /* a direct child whose exit the reaper must report (bash/node handlers) */
@@ -64,18 +64,18 @@ struct watch {
 };
 
 struct zygote {
-	pid_t pid;	/* 0: not running */
-	int sock;	/* -1: not running */
-	char buf[4096];	/* partial line from the zygote */
+	pid_t pid;      /* 0: not running */
+	int sock;       /* -1: not running */
+	char buf[4096]; /* partial line from the zygote */
 	size_t len;
 };
 
 /* a pre-spawned `node node_runner.js --prespawned`, blocked reading its job (idlenode.c) */
 struct idle_node {
-	pid_t pid;	/* 0: none, or it exited (the reaper clears it) */
-	int job;	/* write end of its fd 0: the job, then EOF */
-	int ack;	/* read end of its fd 4: one byte once the job was read and applied */
-	int out[3];	/* read ends of its stdout, stderr and fd 3 (the result line) */
+	pid_t pid;  /* 0: none, or it exited (the reaper clears it) */
+	int job;    /* write end of its fd 0: the job, then EOF */
+	int ack;    /* read end of its fd 4: one byte once the job was read and applied */
+	int out[3]; /* read ends of its stdout, stderr and fd 3 (the result line) */
 };
 
 struct ctx {
@@ -91,32 +91,32 @@ struct ctx {
 	int preload_python;
 	int preload_javascript;
 	/* state */
-	int ws_fd;			/* O_PATH dirfd of the workspace */
+	int ws_fd; /* O_PATH dirfd of the workspace */
 	pid_t self;
 	double started_at;
-	pthread_mutex_t lock;		/* guards everything below */
+	pthread_mutex_t lock; /* guards everything below */
 	pthread_cond_t queue_cond;
 	pthread_cond_t reap_cond;
 	struct execution *queue_head, *queue_tail;
 	int queued;
 	struct execution *running;
-	struct execution *retained[EXEC_RETAIN_MAX];	/* ring of finished ones */
+	struct execution *retained[EXEC_RETAIN_MAX]; /* ring of finished ones */
 	size_t retained_next, retained_bytes;
 	unsigned long id_counter;
 	struct watch watches[EXEC_WATCH_MAX];
-	int children;			/* > 0 once something was spawned */
-	int wake_r, wake_w;		/* reaper -> runner: a watched child exited */
+	int children;       /* > 0 once something was spawned */
+	int wake_r, wake_w; /* reaper -> runner: a watched child exited */
 	struct zygote py;
-	struct idle_node js;		/* the next javascript execution's process */
+	struct idle_node js; /* the next javascript execution's process */
 	int stopping;
 };
 
 /* registry.c: queue, lookup, retention and the NDJSON stream of executions */
 struct execution *registry_new(void);
-int registry_submit(struct ctx *c, struct execution *e);	/* 0, 409, 429 or 503 */
-char *registry_describe(struct ctx *c, const char *id);	/* JSON text, NULL if unknown */
+int registry_submit(struct ctx *c, struct execution *e); /* 0, 409, 429 or 503 */
+char *registry_describe(struct ctx *c, const char *id);  /* JSON text, NULL if unknown */
 void registry_put(struct ctx *c, struct execution *e);
-void registry_emit(struct ctx *c, struct execution *e, json_t *event);	/* steals event */
+void registry_emit(struct ctx *c, struct execution *e, json_t *event); /* steals event */
 ssize_t registry_stream_read(struct ctx *c, struct execution *e, uint64_t pos, char *buf,
 			     size_t max);
 void registry_stream_close(struct ctx *c, struct execution *e);
@@ -124,23 +124,23 @@ void *registry_worker(void *arg);
 
 /* run.c: one execution from spawn to result */
 void run_execution(struct ctx *c, struct execution *e);
-char *run_which(const char *prog);	/* malloc'd path of prog on the executor's PATH, or NULL */
+char *run_which(const char *prog); /* malloc'd path of prog on the executor's PATH, or NULL */
 
 /* zygote.c: the warm python interpreter */
 int zygote_ensure(struct ctx *c);
 void zygote_stop(struct ctx *c);
 
 /* idlenode.c: the pre-spawned idle node (one execution per process) */
-int idlenode_spawn(struct ctx *c);				/* c->lock held */
-int idlenode_take(struct ctx *c, struct idle_node *out);	/* c->lock held */
+int idlenode_spawn(struct ctx *c);                       /* c->lock held */
+int idlenode_take(struct ctx *c, struct idle_node *out); /* c->lock held */
 int idlenode_handoff(struct idle_node *n, const char *job, size_t len, int wait_ms);
-void idlenode_discard(struct ctx *c, struct idle_node *n);	/* takes c->lock */
+void idlenode_discard(struct ctx *c, struct idle_node *n); /* takes c->lock */
 
 /* reaper.c: reaps every child; reports watched ones */
 void *reaper_thread(void *arg);
-int reaper_watch(struct ctx *c, pid_t pid);	/* call with c->lock held */
+int reaper_watch(struct ctx *c, pid_t pid); /* call with c->lock held */
 void reaper_unwatch(struct ctx *c, pid_t pid);
-int reaper_reported(struct ctx *c, pid_t pid);	/* call with c->lock held */
+int reaper_reported(struct ctx *c, pid_t pid); /* call with c->lock held */
 
 /* procs.c: the process tree below the executor */
 int procs_kill_descendants(struct ctx *c, int keep_zygotes);
@@ -150,13 +150,13 @@ struct request {
 	struct MHD_Connection *conn;
 	char method[16];
 	char *url;
-	unsigned int code;		/* the status queued, for the log line */
+	unsigned int code; /* the status queued, for the log line */
 	double t0;
 	int is_execute;
-	char *body;			/* POST /execute body being collected */
+	char *body; /* POST /execute body being collected */
 	size_t body_len;
 	int body_too_big;
-	struct upload *up;		/* PUT /files/content in progress (files.c) */
+	struct upload *up; /* PUT /files/content in progress (files.c) */
 };
 
 /* files.c: the workspace files API; 0 = keep feeding the body, MHD result otherwise */
@@ -168,12 +168,12 @@ void files_upload_free(struct upload *u);
 
 /* http.c */
 int http_reply(struct request *rq, unsigned int code, struct MHD_Response *resp);
-int http_json(struct request *rq, unsigned int code, json_t *body);	/* steals body */
+int http_json(struct request *rq, unsigned int code, json_t *body); /* steals body */
 int http_error(struct request *rq, unsigned int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 struct MHD_Daemon *http_start(struct ctx *c, int listen_fd);
 
-double now_ms(void);	/* wall clock (epoch ms) */
-double mono_ms(void);	/* monotonic clock, for intervals */
+double now_ms(void);  /* wall clock (epoch ms) */
+double mono_ms(void); /* monotonic clock, for intervals */
 
 #endif

@@ -35,9 +35,9 @@ struct upload {
 static int beneath(int dirfd, const char *path, int flags, mode_t mode)
 {
 	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.mode = (flags & O_CREAT) ? mode : 0,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	    .flags = (uint64_t)(flags | O_CLOEXEC),
+	    .mode = (flags & O_CREAT) ? mode : 0,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
 	int fd;
 
@@ -182,16 +182,17 @@ static int do_list(struct ctx *c, struct request *rq, const char *path)
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir"
-			 : S_ISLNK(st.st_mode) ? "symlink" : "other";
+		type = S_ISREG(st.st_mode)   ? "file"
+		       : S_ISDIR(st.st_mode) ? "dir"
+		       : S_ISLNK(st.st_mode) ? "symlink"
+					     : "other";
 		while (pl && path[pl - 1] == '/')
 			pl--;
 		snprintf(rel, sizeof(rel), "%.*s%s%s", (int)pl, path, pl ? "/" : "", de->d_name);
-		json_array_append_new(files, json_pack("{s:s, s:s, s:I, s:s, s:f}", "name",
-						       de->d_name, "path", rel, "size",
-						       (json_int_t)st.st_size, "type", type,
-						       "modified_time", st.st_mtim.tv_sec +
-						       st.st_mtim.tv_nsec / 1e9));
+		json_array_append_new(
+		    files, json_pack("{s:s, s:s, s:I, s:s, s:f}", "name", de->d_name, "path", rel,
+				     "size", (json_int_t)st.st_size, "type", type, "modified_time",
+				     st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9));
 	}
 	closedir(d);
 	return http_json(rq, 200, json_pack("{s:o}", "files", files));
@@ -232,8 +233,9 @@ static int do_delete(struct ctx *c, struct request *rq, const char *path)
 	err = errno;
 	close(dfd);
 	if (rc < 0)
-		return err == ENOTEMPTY ? http_error(rq, 400, "directory '%.256s' is not empty", path)
-					: errno_reply(rq, path, err);
+		return err == ENOTEMPTY
+			   ? http_error(rq, 400, "directory '%.256s' is not empty", path)
+			   : errno_reply(rq, path, err);
 	return http_json(rq, 200, json_pack("{s:s}", "path", path));
 }
 
@@ -243,7 +245,7 @@ void files_upload_free(struct upload *u)
 		return;
 	if (u->fd >= 0) {
 		close(u->fd);
-		unlinkat(u->dirfd, u->tmp, 0);	/* an aborted upload leaves nothing behind */
+		unlinkat(u->dirfd, u->tmp, 0); /* an aborted upload leaves nothing behind */
 	}
 	if (u->dirfd >= 0)
 		close(u->dirfd);
@@ -263,7 +265,7 @@ static struct upload *upload_begin(struct ctx *c, const char *path)
 	u->dirfd = -1;
 	u->path = strdup(path ? path : "");
 	if (!path)
-		return u;	/* refused by the caller */
+		return u; /* refused by the caller */
 	u->dirfd = open_parent(c, path, 1, u->base, &err);
 	if (u->dirfd < 0) {
 		u->err_code = err == EXDEV || err == ELOOP ? 400 : err == ENOTDIR ? 400 : 500;
@@ -280,17 +282,18 @@ static struct upload *upload_begin(struct ctx *c, const char *path)
 		    (S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode))) {
 			u->err_code = 400;
 			snprintf(u->err, sizeof(u->err), "%s",
-				 S_ISLNK(st.st_mode) ? "is a symbolic link; uploads do not follow or replace links"
-						     : "is a directory");
+				 S_ISLNK(st.st_mode)
+				     ? "is a symbolic link; uploads do not follow or replace links"
+				     : "is a directory");
 			return u;
 		}
 	}
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		memset(rnd, 0, sizeof(rnd));
-	snprintf(u->tmp, sizeof(u->tmp), ".sbx-upload-%02x%02x%02x%02x%02x%02x%02x%02x",
-		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-	u->fd = openat(u->dirfd, u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-		       0644);
+	snprintf(u->tmp, sizeof(u->tmp), ".sbx-upload-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
+		 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	u->fd =
+	    openat(u->dirfd, u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (u->fd < 0) {
 		u->err_code = 500;
 		snprintf(u->err, sizeof(u->err), "cannot create a file: %s", strerror(errno));
@@ -334,12 +337,12 @@ static int upload_finish(struct request *rq, struct upload *u)
 				  : http_error(rq, u->err_code, "%s", u->err);
 	if (renameat(u->dirfd, u->tmp, u->dirfd, u->base) < 0) {
 		err = errno;
-		return errno_reply(rq, u->path, err);	/* files_upload_free removes the temp */
+		return errno_reply(rq, u->path, err); /* files_upload_free removes the temp */
 	}
 	close(u->fd);
 	u->fd = -1;
-	return http_json(rq, 200, json_pack("{s:s, s:I}", "path", u->path,
-					    "size", (json_int_t)u->size));
+	return http_json(rq, 200,
+			 json_pack("{s:s, s:I}", "path", u->path, "size", (json_int_t)u->size));
 }
 
 int files_handle(struct ctx *c, struct request *rq, const char *data, size_t *size)

@@ -77,7 +77,7 @@ static int token_ok(const char *want, const char *header)
 		got++;
 	gl = strlen(got);
 	d = wl != gl;
-	for (i = 0; i < wl; i++)	/* time depends on the token's length only */
+	for (i = 0; i < wl; i++) /* time depends on the token's length only */
 		d |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? got[i] : 0);
 	return d == 0;
 }
@@ -190,10 +190,12 @@ static const char *parse_execute(struct ctx *c, json_t *b, struct execution *e, 
 	e->env = json_object();
 	if (json_is_object(v)) {
 		json_t *val;
-		json_object_foreach(v, k, val) {
+		json_object_foreach (v, k, val) {
 			if (strlen(k) > EXEC_ENV_NAME_MAX || !valid_env_name(k)) {
-				snprintf(why, wn, "env name '%.64s' must match [A-Za-z_][A-Za-z0-9_]* "
-					 "(at most 128 characters)", k);
+				snprintf(why, wn,
+					 "env name '%.64s' must match [A-Za-z_][A-Za-z0-9_]* "
+					 "(at most 128 characters)",
+					 k);
 				return why;
 			}
 			if (!json_is_string(val)) {
@@ -202,8 +204,10 @@ static const char *parse_execute(struct ctx *c, json_t *b, struct execution *e, 
 			}
 			if (json_string_length(val) > EXEC_ENV_VALUE_MAX ||
 			    strlen(json_string_value(val)) != json_string_length(val)) {
-				snprintf(why, wn, "env value of '%.64s' is longer than 32768 bytes "
-					 "or contains NUL", k);
+				snprintf(why, wn,
+					 "env value of '%.64s' is longer than 32768 bytes "
+					 "or contains NUL",
+					 k);
 				return why;
 			}
 			json_object_set(e->env, k, val);
@@ -240,12 +244,13 @@ static int do_execute(struct ctx *c, struct request *rq)
 		registry_put(c, e);
 		return rc;
 	}
-	e->readers = 1;	/* the response below, counted before the worker can emit */
+	e->readers = 1; /* the response below, counted before the worker can emit */
 	rc = registry_submit(c, e);
 	if (rc) {
 		rc = rc == 409 ? http_error(rq, 409, "execution '%s' already exists", e->id)
-		   : rc == 429 ? http_error(rq, 429, "%d executions already queued", EXEC_QUEUE_MAX)
-			       : http_error(rq, 503, "the executor is stopping");
+		     : rc == 429
+			 ? http_error(rq, 429, "%d executions already queued", EXEC_QUEUE_MAX)
+			 : http_error(rq, 503, "the executor is stopping");
 		registry_put(c, e);
 		return rc;
 	}
@@ -255,7 +260,7 @@ static int do_execute(struct ctx *c, struct request *rq)
 		return MHD_NO;
 	}
 	rd->c = c;
-	rd->e = e;	/* takes over our reference */
+	rd->e = e; /* takes over our reference */
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_cb, rd,
 						 stream_free);
 	if (!resp) {
@@ -273,11 +278,10 @@ static int do_health(struct ctx *c, struct request *rq)
 
 	pthread_mutex_lock(&c->lock);
 	j = json_pack("{s:s, s:s, s:i, s:o, s:i, s:{s:b, s:b}, s:f}", "status", "ok", "version",
-		      EXEC_VERSION, "pid", (int)c->self,
-		      "running", c->running ? json_string(c->running->id) : json_null(),
-		      "queued", c->queued, "zygotes", "python", c->py.pid > 0, "javascript",
-		      c->js.pid > 0,
-		      "uptime", (now_ms() - c->started_at) / 1000.0);
+		      EXEC_VERSION, "pid", (int)c->self, "running",
+		      c->running ? json_string(c->running->id) : json_null(), "queued", c->queued,
+		      "zygotes", "python", c->py.pid > 0, "javascript", c->js.pid > 0, "uptime",
+		      (now_ms() - c->started_at) / 1000.0);
 	pthread_mutex_unlock(&c->lock);
 	return http_json(rq, 200, j);
 }
@@ -317,17 +321,21 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		rq->url = strndup(url, 256);
 		rq->t0 = now_ms();
 		*con_cls = rq;
-		if (c->token && !token_ok(c->token, MHD_lookup_connection_value(
-						conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)))
+		if (c->token &&
+		    !token_ok(c->token, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+								    MHD_HTTP_HEADER_AUTHORIZATION)))
 			return http_error(rq, 401, "missing or wrong bearer token") == MHD_YES
-				       ? MHD_YES : MHD_NO;
+				   ? MHD_YES
+				   : MHD_NO;
 		if (strcmp(url, "/execute") == 0 && strcmp(method, "POST") == 0) {
 			rq->is_execute = 1;
 			cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							 MHD_HTTP_HEADER_CONTENT_LENGTH);
 			if (cl && strtoull(cl, NULL, 10) > EXEC_BODY_MAX)
 				return http_error(rq, 413, "request body larger than %u bytes",
-						  EXEC_BODY_MAX) == MHD_YES ? MHD_YES : MHD_NO;
+						  EXEC_BODY_MAX) == MHD_YES
+					   ? MHD_YES
+					   : MHD_NO;
 		}
 		if (strcmp(url, "/files/content") == 0 && strcmp(method, "PUT") == 0) {
 			cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -335,7 +343,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 			if (cl && strtoull(cl, NULL, 10) > c->max_upload)
 				return http_error(rq, 413, "upload larger than %llu bytes",
 						  (unsigned long long)c->max_upload) == MHD_YES
-					       ? MHD_YES : MHD_NO;
+					   ? MHD_YES
+					   : MHD_NO;
 		}
 		return MHD_YES;
 	}
@@ -365,7 +374,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		if (rc == 0)
 			return MHD_YES;
 	} else if (*size) {
-		*size = 0;	/* a body nobody asked for */
+		*size = 0; /* a body nobody asked for */
 		return MHD_YES;
 	} else if (strcmp(url, "/health") == 0) {
 		rc = strcmp(method, "GET") ? http_error(rq, 405, "use GET") : do_health(c, rq);
@@ -389,8 +398,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)conn;
 	if (!rq)
 		return;
-	fprintf(stderr, "sbx-executor: request method=%s path=%s status=%u ms=%.1f%s\n",
-		rq->method, rq->url ? rq->url : "?", rq->code, now_ms() - rq->t0,
+	fprintf(stderr, "sbx-executor: request method=%s path=%s status=%u ms=%.1f%s\n", rq->method,
+		rq->url ? rq->url : "?", rq->code, now_ms() - rq->t0,
 		toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
 	files_upload_free(rq->up);
 	free(rq->body);
@@ -401,12 +410,9 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 struct MHD_Daemon *http_start(struct ctx *c, int listen_fd)
 {
-	return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-					MHD_USE_ERROR_LOG,
-				0, NULL, NULL, handler, c,
-				MHD_OPTION_LISTEN_SOCKET, listen_fd,
-				MHD_OPTION_NOTIFY_COMPLETED, completed, c,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)600,
-				MHD_OPTION_END);
+	return MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
+	    NULL, NULL, handler, c, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed, c, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned int)256, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)600, MHD_OPTION_END);
 }

@@ -45,7 +45,7 @@ int idlenode_spawn(struct ctx *c)
 
 	if (c->js.pid > 0)
 		return 0;
-	close_fds(&c->js);	/* what is left of one that exited unused */
+	close_fds(&c->js); /* what is left of one that exited unused */
 	if (c->stopping)
 		return -1;
 	prog = run_which("node");
@@ -135,7 +135,7 @@ int idlenode_take(struct ctx *c, struct idle_node *out)
 	if (out->pid > 0 && reaper_watch(c, out->pid) >= 0)
 		return 0;
 	if (out->pid > 0)
-		kill(out->pid, SIGKILL);	/* no watch slot: nobody would see it end */
+		kill(out->pid, SIGKILL); /* no watch slot: nobody would see it end */
 	close_fds(out);
 	out->pid = 0;
 	return -1;
@@ -151,7 +151,7 @@ static int stopped(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;	/* no /proc: the acknowledgement's deadline still bounds the wait */
+		return 0; /* no /proc: the acknowledgement's deadline still bounds the wait */
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
@@ -194,13 +194,13 @@ int idlenode_handoff(struct idle_node *n, const char *job, size_t len, int wait_
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k == 0 || errno != EAGAIN)
-			goto out;	/* EPIPE: it is gone */
+			goto out; /* EPIPE: it is gone */
 		p[0] = (struct pollfd){.fd = n->job, .events = POLLOUT};
 		p[1] = (struct pollfd){.fd = n->ack, .events = POLLIN};
 		if (!ms_left(deadline) || (poll(p, 2, ms_left(deadline)) < 0 && errno != EINTR))
 			goto out;
 		if (p[1].revents)
-			goto out;	/* nothing may come back before the whole job: it exited */
+			goto out; /* nothing may come back before the whole job: it exited */
 	}
 	close(n->job);
 	n->job = -1;
@@ -211,7 +211,7 @@ int idlenode_handoff(struct idle_node *n, const char *job, size_t len, int wait_
 			break;
 		}
 		if (k == 0 || (errno != EINTR && errno != EAGAIN))
-			break;	/* EOF: it exited without taking the job */
+			break; /* EOF: it exited without taking the job */
 		p[0] = (struct pollfd){.fd = n->ack, .events = POLLIN};
 		if (!ms_left(deadline) || (poll(p, 1, ms_left(deadline)) < 0 && errno != EINTR))
 			break;

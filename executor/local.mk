@@ -30,10 +30,18 @@ install-exec-local: executor-install-bundle
 uninstall-local: executor-uninstall-bundle
 clean-local: executor-clean-bundle
 
+# Installed side by side and swapped in with renames: running sandboxes keep the old tree
+# (their bind mounts hold it) and copying over its busy loader would fail (ETXTBSY).
 executor-install-bundle: executor/bundle/.stamp
-	$(MKDIR_P) $(DESTDIR)$(pkglibexecdir)/executor
+	$(MKDIR_P) $(DESTDIR)$(pkglibexecdir)
+	rm -rf $(DESTDIR)$(pkglibexecdir)/executor.new $(DESTDIR)$(pkglibexecdir)/executor.old
+	$(MKDIR_P) $(DESTDIR)$(pkglibexecdir)/executor.new
 	cp -R executor/bundle/bin executor/bundle/lib executor/bundle/shims \
-		$(DESTDIR)$(pkglibexecdir)/executor/
+		$(DESTDIR)$(pkglibexecdir)/executor.new/
+	if test -d $(DESTDIR)$(pkglibexecdir)/executor; then \
+		mv $(DESTDIR)$(pkglibexecdir)/executor $(DESTDIR)$(pkglibexecdir)/executor.old; fi
+	mv $(DESTDIR)$(pkglibexecdir)/executor.new $(DESTDIR)$(pkglibexecdir)/executor
+	rm -rf $(DESTDIR)$(pkglibexecdir)/executor.old
 
 executor-uninstall-bundle:
 	rm -rf $(DESTDIR)$(pkglibexecdir)/executor

@@ -25,7 +25,7 @@
 
 static void on_signal(int sig)
 {
-	(void)sig;	/* delivered through sigwait(); the handler only keeps PID 1 from ignoring it */
+	(void)sig; /* delivered through sigwait(); the handler only keeps PID 1 from ignoring it */
 }
 
 double now_ms(void)
@@ -161,7 +161,8 @@ fail:
 
 static int listen_tcp(const char *hostport)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *res = NULL, *ai;
 	char host[256];
@@ -195,7 +196,8 @@ static int listen_tcp(const char *hostport)
 		fd = -1;
 	}
 	if (fd < 0)
-		fprintf(stderr, "sbx-executor: cannot listen on %s: %s\n", hostport, strerror(errno));
+		fprintf(stderr, "sbx-executor: cannot listen on %s: %s\n", hostport,
+			strerror(errno));
 	freeaddrinfo(res);
 	return fd;
 }
@@ -203,25 +205,29 @@ static int listen_tcp(const char *hostport)
 static int parse_args(struct ctx *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"listen", required_argument, NULL, 'l'},
-		{"token-file", required_argument, NULL, 't'},
-		{"workspace", required_argument, NULL, 'w'},
-		{"shims", required_argument, NULL, 'S'},
-		{"python", required_argument, NULL, 'p'},
-		{"max-output", required_argument, NULL, 'o'},
-		{"max-upload", required_argument, NULL, 'u'},
-		{"preload", required_argument, NULL, 'P'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"socket", required_argument, NULL, 's'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"token-file", required_argument, NULL, 't'},
+	    {"workspace", required_argument, NULL, 'w'},
+	    {"shims", required_argument, NULL, 'S'},
+	    {"python", required_argument, NULL, 'p'},
+	    {"max-output", required_argument, NULL, 'o'},
+	    {"max-upload", required_argument, NULL, 'u'},
+	    {"preload", required_argument, NULL, 'P'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	uint64_t v;
 	int o;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
-		case 's': c->socket_path = optarg; break;
-		case 'l': c->listen_addr = optarg; break;
+		case 's':
+			c->socket_path = optarg;
+			break;
+		case 'l':
+			c->listen_addr = optarg;
+			break;
 		case 't':
 			free(c->token);
 			c->token = read_token(optarg);
@@ -231,19 +237,29 @@ static int parse_args(struct ctx *c, int argc, char **argv)
 				return -1;
 			}
 			break;
-		case 'w': c->workspace = optarg; break;
-		case 'S': free(c->shims); c->shims = strdup(optarg); break;
-		case 'p': free(c->python); c->python = strdup(optarg); break;
+		case 'w':
+			c->workspace = optarg;
+			break;
+		case 'S':
+			free(c->shims);
+			c->shims = strdup(optarg);
+			break;
+		case 'p':
+			free(c->python);
+			c->python = strdup(optarg);
+			break;
 		case 'o':
 			if (parse_size(optarg, 1024, 1ull << 30, &v) < 0) {
-				fprintf(stderr, "sbx-executor: --max-output must be 1024..1073741824\n");
+				fprintf(stderr,
+					"sbx-executor: --max-output must be 1024..1073741824\n");
 				return -1;
 			}
 			c->max_output = v;
 			break;
 		case 'u':
 			if (parse_size(optarg, 1, 1ull << 40, &v) < 0) {
-				fprintf(stderr, "sbx-executor: --max-upload must be 1..2^40 bytes\n");
+				fprintf(stderr,
+					"sbx-executor: --max-upload must be 1..2^40 bytes\n");
 				return -1;
 			}
 			c->max_upload = v;
@@ -259,8 +275,12 @@ static int parse_args(struct ctx *c, int argc, char **argv)
 				return -1;
 			}
 			break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); return -1;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
 		}
 	}
 	if (optind != argc || !!c->socket_path == !!c->listen_addr) {
@@ -277,9 +297,14 @@ static int parse_args(struct ctx *c, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct ctx c = {
-		.workspace = "/workspace", .max_output = 1 << 20, .max_upload = 100ull << 20,
-		.ws_fd = -1, .wake_r = -1, .wake_w = -1, .py = {.sock = -1},
-		.js = {.job = -1, .ack = -1, .out = {-1, -1, -1}},
+	    .workspace = "/workspace",
+	    .max_output = 1 << 20,
+	    .max_upload = 100ull << 20,
+	    .ws_fd = -1,
+	    .wake_r = -1,
+	    .wake_w = -1,
+	    .py = {.sock = -1},
+	    .js = {.job = -1, .ack = -1, .out = {-1, -1, -1}},
 	};
 	struct MHD_Daemon *d = NULL;
 	struct sigaction sa = {.sa_handler = on_signal};
@@ -338,7 +363,8 @@ int main(int argc, char **argv)
 	if (c.preload_javascript) {
 		pthread_mutex_lock(&c.lock);
 		if (idlenode_spawn(&c) < 0)
-			fprintf(stderr, "sbx-executor: preload javascript failed (no node on PATH?)\n");
+			fprintf(stderr,
+				"sbx-executor: preload javascript failed (no node on PATH?)\n");
 		pthread_mutex_unlock(&c.lock);
 	}
 	d = http_start(&c, fd);

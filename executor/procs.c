@@ -44,7 +44,7 @@ static int read_stat(pid_t pid, struct proc *p)
 	if (n <= 0)
 		return -1;
 	buf[n] = 0;
-	s = strrchr(buf, ')');	/* comm may contain spaces and parentheses */
+	s = strrchr(buf, ')'); /* comm may contain spaces and parentheses */
 	if (!s || !s[1])
 		return -1;
 	p->pid = pid;
@@ -139,7 +139,7 @@ static int children_of(pid_t pid, pid_t **v, size_t *n, size_t *cap)
 		close(fd);
 		if (len < 0 || len == (ssize_t)sizeof(buf) - 1) {
 			closedir(d);
-			return -1;	/* a huge list: let the full scan handle it */
+			return -1; /* a huge list: let the full scan handle it */
 		}
 		buf[len] = 0;
 		for (char *s = buf, *end; *s; s = end) {

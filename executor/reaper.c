@@ -70,7 +70,7 @@ void *reaper_thread(void *arg)
 		if (pid == c->py.pid)
 			c->py.pid = 0;
 		if (pid == c->js.pid)
-			c->js.pid = 0;	/* the idle node exited unused; idlenode_spawn cleans up */
+			c->js.pid = 0; /* the idle node exited unused; idlenode_spawn cleans up */
 		for (int i = 0; i < EXEC_WATCH_MAX; i++) {
 			if (c->watches[i].pid == pid && !c->watches[i].done) {
 				c->watches[i].done = 1;

@@ -123,7 +123,7 @@ static void stream_append(struct execution *e, const char *s, size_t n)
 			cap *= 2;
 		nb = realloc(e->stream, cap);
 		if (!nb)
-			return;	/* the line is lost, the result still arrives */
+			return; /* the line is lost, the result still arrives */
 		e->stream = nb;
 		e->stream_cap = cap;
 	}
@@ -244,13 +244,13 @@ void *registry_worker(void *arg)
 		}
 		e->state = ST_DONE;
 		c->running = NULL;
-		retain_locked(c, e);	/* takes over the queue's reference */
+		retain_locked(c, e); /* takes over the queue's reference */
 		pthread_cond_broadcast(&e->cond);
-		fprintf(stderr, "sbx-executor: execution id=%s lang=%s status=%s duration_ms=%.1f\n",
-			e->id, lang_name(e->lang),
-			json_string_value(json_object_get(e->result, "status")),
-			json_number_value(json_object_get(json_object_get(e->result, "metrics"),
-							  "duration_ms")));
+		fprintf(stderr,
+			"sbx-executor: execution id=%s lang=%s status=%s duration_ms=%.1f\n", e->id,
+			lang_name(e->lang), json_string_value(json_object_get(e->result, "status")),
+			json_number_value(
+			    json_object_get(json_object_get(e->result, "metrics"), "duration_ms")));
 		pthread_mutex_unlock(&c->lock);
 		free(line);
 	}

@@ -20,33 +20,33 @@
 #include "executor.h"
 #include "zygote.h"
 
-#define SANDBOX_EVENT_MAX (120u << 10)	/* one env string must stay under MAX_ARG_STRLEN */
-#define GRACE_MS 2000			/* wait for pipe EOF after the tree was killed */
-#define HANDOFF_MS 5000			/* an idle node slower than this to take its job is dropped */
+#define SANDBOX_EVENT_MAX (120u << 10) /* one env string must stay under MAX_ARG_STRLEN */
+#define GRACE_MS          2000         /* wait for pipe EOF after the tree was killed */
+#define HANDOFF_MS        5000 /* an idle node slower than this to take its job is dropped */
 
 struct capture {
-	const char *name;	/* "stdout" / "stderr" / NULL for the result channel */
+	const char *name; /* "stdout" / "stderr" / NULL for the result channel */
 	int fd;
 	char *data;
 	size_t len, cap;
 	int truncated;
-	char pend[4];		/* an incomplete UTF-8 sequence held for the next chunk */
+	char pend[4]; /* an incomplete UTF-8 sequence held for the next chunk */
 	size_t pendlen;
 };
 
 struct run {
 	struct ctx *c;
 	struct execution *e;
-	struct capture cap[3];	/* stdout, stderr, result */
+	struct capture cap[3]; /* stdout, stderr, result */
 	int child_done;
-	int status;		/* wait status, -1 if unknown */
+	int status; /* wait status, -1 if unknown */
 	double cpu_ms, rss_mb;
 	pid_t pid;
 	int watched;
 	int zsock;
 	int zgone;
 	int timed_out;
-	double t_done;		/* monotonic ms when the handler's end was seen */
+	double t_done; /* monotonic ms when the handler's end was seen */
 };
 
 /* length of the valid UTF-8 sequence at s (1..4), 0 if invalid, -1 if cut short by the end */
@@ -138,10 +138,11 @@ static void emit_chunk(struct run *r, struct capture *k, const char *data, size_
 	memcpy(joined, k->pend, k->pendlen);
 	memcpy(joined + k->pendlen, data, n);
 	o = utf8_clean(joined, total, clean, final, &used);
-	k->pendlen = total - used;	/* at most 3 bytes: one incomplete sequence */
+	k->pendlen = total - used; /* at most 3 bytes: one incomplete sequence */
 	memcpy(k->pend, joined + used, k->pendlen);
 	if (o)
-		registry_emit(r->c, r->e, json_pack("{s:s, s:s%}", "type", k->name, "data", clean, o));
+		registry_emit(r->c, r->e,
+			      json_pack("{s:s, s:s%}", "type", k->name, "data", clean, o));
 out:
 	free(joined);
 	free(clean);
@@ -211,9 +212,9 @@ static json_t *handler_env(struct ctx *c, struct execution *e)
 
 static json_t *handler_context(struct execution *e)
 {
-	json_t *ctxj = json_pack("{s:s, s:I, s:I}", "execution_id", e->id, "timeout_ms",
-				 (json_int_t)e->timeout_ms, "remaining_time_ms",
-				 (json_int_t)e->timeout_ms);
+	json_t *ctxj =
+	    json_pack("{s:s, s:I, s:I}", "execution_id", e->id, "timeout_ms",
+		      (json_int_t)e->timeout_ms, "remaining_time_ms", (json_int_t)e->timeout_ms);
 	if (e->session_id)
 		json_object_set(ctxj, "session_id", e->session_id);
 	return ctxj;
@@ -228,7 +229,7 @@ static char **env_array(json_t *env)
 
 	if (!v)
 		return NULL;
-	json_object_foreach(env, k, val) {
+	json_object_foreach (env, k, val) {
 		if (asprintf(&v[i], "%s=%s", k, json_string_value(val)) < 0)
 			break;
 		i++;
@@ -290,10 +291,10 @@ static int start_python(struct run *r, const int wfd[3], json_t *env, const char
 {
 	struct ctx *c = r->c;
 	struct execution *e = r->e;
-	json_t *job = json_pack("{s:s, s:O, s:O, s:s, s:I, s:I, s:o}", "code", e->code, "event",
-				e->event, "env", env, "cwd", c->workspace, "max_output",
-				(json_int_t)e->max_output, "timeout_ms", (json_int_t)e->timeout_ms,
-				"context", handler_context(e));
+	json_t *job =
+	    json_pack("{s:s, s:O, s:O, s:s, s:I, s:I, s:o}", "code", e->code, "event", e->event,
+		      "env", env, "cwd", c->workspace, "max_output", (json_int_t)e->max_output,
+		      "timeout_ms", (json_int_t)e->timeout_ms, "context", handler_context(e));
 	char *payload = job ? json_dumps(job, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	int rc = -1;
 
@@ -415,8 +416,8 @@ static char *node_job(struct ctx *c, struct execution *e, json_t *env)
  */
 static int read_at_startup(const char *name)
 {
-	static const char *const prefixes[] = {"NODE_", "UV_", "LD_", "OPENSSL_", "SSL_CERT_",
-					       "GLIBC_", "MALLOC_", "LC_"};
+	static const char *const prefixes[] = {"NODE_",     "UV_",    "LD_",     "OPENSSL_",
+					       "SSL_CERT_", "GLIBC_", "MALLOC_", "LC_"};
 
 	if (strcmp(name, "LANG") == 0 || strcmp(name, "LANGUAGE") == 0)
 		return 1;
@@ -431,7 +432,7 @@ static int warm_env_ok(json_t *env)
 	const char *k;
 	json_t *v;
 
-	json_object_foreach(env, k, v) {
+	json_object_foreach (env, k, v) {
 		if (read_at_startup(k) &&
 		    !(strcmp(k, "LANG") == 0 && strcmp(json_string_value(v), EXEC_BASE_LANG) == 0))
 			return 0;
@@ -460,8 +461,10 @@ static int start_warm_node(struct run *r, const char *job, double *t0)
 	*t0 = mono_ms();
 	if (idlenode_handoff(&n, job, strlen(job), HANDOFF_MS) < 0) {
 		idlenode_discard(c, &n);
-		fprintf(stderr, "sbx-executor: idle node pid=%d did not take execution %s: "
-			"cold start\n", (int)pid, r->e->id);
+		fprintf(stderr,
+			"sbx-executor: idle node pid=%d did not take execution %s: "
+			"cold start\n",
+			(int)pid, r->e->id);
 		return -1;
 	}
 	r->pid = pid;
@@ -512,8 +515,9 @@ static void watch_report(struct run *r)
 		if (w->pid == r->pid && w->done) {
 			r->child_done = 1;
 			r->status = w->status;
-			r->cpu_ms = w->ru.ru_utime.tv_sec * 1000.0 + w->ru.ru_utime.tv_usec / 1000.0 +
-				    w->ru.ru_stime.tv_sec * 1000.0 + w->ru.ru_stime.tv_usec / 1000.0;
+			r->cpu_ms =
+			    w->ru.ru_utime.tv_sec * 1000.0 + w->ru.ru_utime.tv_usec / 1000.0 +
+			    w->ru.ru_stime.tv_sec * 1000.0 + w->ru.ru_stime.tv_usec / 1000.0;
 			r->rss_mb = w->ru.ru_maxrss / 1024.0;
 			w->pid = 0;
 			r->watched = 0;
@@ -532,7 +536,8 @@ static void loop(struct run *r, double t0)
 		now = mono_ms();
 		if (r->zgone && !r->child_done &&
 		    (r->cap[2].fd < 0 || result_complete(&r->cap[2]))) {
-			/* the zygote died (a handler may kill it): the handler's end is its result */
+			/* the zygote died (a handler may kill it): the handler's end is its result
+			 */
 			r->child_done = 1;
 		}
 		if (!r->child_done && !r->timed_out && now >= deadline) {
@@ -550,8 +555,8 @@ static void loop(struct run *r, double t0)
 			killed_after = 1;
 			grace = now + GRACE_MS;
 		}
-		if (killed_after && ((r->cap[0].fd < 0 && r->cap[1].fd < 0 && r->cap[2].fd < 0) ||
-				     now >= grace))
+		if (killed_after &&
+		    ((r->cap[0].fd < 0 && r->cap[1].fd < 0 && r->cap[2].fd < 0) || now >= grace))
 			break;
 		np = 0;
 		for (int i = 0; i < 3; i++) {
@@ -601,7 +606,8 @@ static json_t *make_result(struct run *r, double started, double t0, double t1,
 	if (r->cap[2].len)
 		line = json_loadb(r->cap[2].data, r->cap[2].len, 0, NULL);
 	if (e->lang == LANG_JAVASCRIPT && json_is_number(json_object_get(line, "startup_cpu_ms"))) {
-		/* node's own start-up (in the idle node: before the hand-off) is not the handler's */
+		/* node's own start-up (in the idle node: before the hand-off) is not the handler's
+		 */
 		r->cpu_ms -= json_number_value(json_object_get(line, "startup_cpu_ms"));
 		if (r->cpu_ms < 0)
 			r->cpu_ms = 0;
@@ -609,8 +615,9 @@ static json_t *make_result(struct run *r, double started, double t0, double t1,
 	if (r->cap[2].truncated)
 		rv_trunc = 1;
 	if (have_status)
-		exit_code = WIFEXITED(r->status) ? WEXITSTATUS(r->status)
-			  : WIFSIGNALED(r->status) ? 128 + WTERMSIG(r->status) : -1;
+		exit_code = WIFEXITED(r->status)     ? WEXITSTATUS(r->status)
+			    : WIFSIGNALED(r->status) ? 128 + WTERMSIG(r->status)
+						     : -1;
 	if (start_error) {
 		status = "crashed";
 		exit_code = -1;
@@ -624,8 +631,8 @@ static json_t *make_result(struct run *r, double started, double t0, double t1,
 			snprintf(msg, sizeof(msg), "the script's exit status was lost");
 		} else if (WIFSIGNALED(r->status)) {
 			status = "crashed";
-			snprintf(msg, sizeof(msg), "killed by signal %d (SIG%s)", WTERMSIG(r->status),
-				 signame(WTERMSIG(r->status)));
+			snprintf(msg, sizeof(msg), "killed by signal %d (SIG%s)",
+				 WTERMSIG(r->status), signame(WTERMSIG(r->status)));
 		} else if (exit_code != 0) {
 			status = "failed";
 			snprintf(msg, sizeof(msg), "script exited with code %d", exit_code);
@@ -654,8 +661,10 @@ static json_t *make_result(struct run *r, double started, double t0, double t1,
 		snprintf(msg, sizeof(msg), "the node interpreter could not start");
 	} else if (have_status) {
 		status = "failed";
-		snprintf(msg, sizeof(msg), "the handler process exited with code %d before "
-			 "returning", exit_code);
+		snprintf(msg, sizeof(msg),
+			 "the handler process exited with code %d before "
+			 "returning",
+			 exit_code);
 		if (!exit_code)
 			exit_code = 1;
 	} else {
@@ -666,17 +675,14 @@ static json_t *make_result(struct run *r, double started, double t0, double t1,
 	}
 	res = json_pack("{s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:b, s:b, s:b,"
 			" s:{s:f, s:f, s:f}, s:I, s:I}",
-			"id", e->id, "status", status, "exit_code", exit_code,
-			"error_message", msg[0] ? json_string(msg) : json_null(),
-			"return_value", rv,
-			"stdout", clean_string(r->cap[0].data, r->cap[0].len),
-			"stderr", clean_string(r->cap[1].data, r->cap[1].len),
-			"stdout_truncated", r->cap[0].truncated,
-			"stderr_truncated", r->cap[1].truncated,
-			"return_value_truncated", rv_trunc,
-			"metrics", "duration_ms", t1 - t0, "cpu_time_ms", r->cpu_ms,
-			"peak_memory_mb", r->rss_mb,
-			"started_at", (json_int_t)started, "completed_at", (json_int_t)now_ms());
+			"id", e->id, "status", status, "exit_code", exit_code, "error_message",
+			msg[0] ? json_string(msg) : json_null(), "return_value", rv, "stdout",
+			clean_string(r->cap[0].data, r->cap[0].len), "stderr",
+			clean_string(r->cap[1].data, r->cap[1].len), "stdout_truncated",
+			r->cap[0].truncated, "stderr_truncated", r->cap[1].truncated,
+			"return_value_truncated", rv_trunc, "metrics", "duration_ms", t1 - t0,
+			"cpu_time_ms", r->cpu_ms, "peak_memory_mb", r->rss_mb, "started_at",
+			(json_int_t)started, "completed_at", (json_int_t)now_ms());
 	json_decref(line);
 	return res;
 }
@@ -694,7 +700,7 @@ void run_execution(struct ctx *c, struct execution *e)
 	r.cap[0].name = "stdout";
 	r.cap[1].name = "stderr";
 	r.cap[0].cap = r.cap[1].cap = e->max_output;
-	r.cap[2].cap = e->max_output + 8192;	/* room for the error fields around the value */
+	r.cap[2].cap = e->max_output + 8192; /* room for the error fields around the value */
 	for (int i = 0; i < 3; i++) {
 		r.cap[i].fd = -1;
 		r.cap[i].data = malloc(r.cap[i].cap);
@@ -703,8 +709,9 @@ void run_execution(struct ctx *c, struct execution *e)
 			goto finish;
 		}
 	}
-	registry_emit(c, e, json_pack("{s:s, s:s, s:I}", "type", "start", "id", e->id, "ts",
-				      (json_int_t)started));
+	registry_emit(
+	    c, e,
+	    json_pack("{s:s, s:s, s:I}", "type", "start", "id", e->id, "ts", (json_int_t)started));
 	env = handler_env(c, e);
 	if (e->lang == LANG_JAVASCRIPT) {
 		input = node_job(c, e, env);

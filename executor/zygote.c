@@ -23,7 +23,7 @@ void zygote_stop(struct ctx *c)
 		close(c->py.sock);
 	c->py.sock = -1;
 	if (c->py.pid > 0)
-		kill(c->py.pid, SIGKILL);	/* still our unreaped child: the pid cannot be recycled */
+		kill(c->py.pid, SIGKILL); /* still our unreaped child: the pid cannot be recycled */
 	c->py.pid = 0;
 	c->py.len = 0;
 }
@@ -103,8 +103,10 @@ int zygote_send(struct ctx *c, int sock, const char *payload, size_t len, const 
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = {.iov_base = hdr, .iov_len = sizeof(hdr)};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
-			     .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
 	struct cmsghdr *cm;
 	ssize_t n;
 	size_t off = 0;
@@ -154,10 +156,10 @@ int zygote_read(struct zygote *z, json_t **out)
 			z->len -= line + 1;
 			if (*out)
 				return 1;
-			continue;	/* not JSON: ignore the line */
+			continue; /* not JSON: ignore the line */
 		}
 		if (z->len == sizeof(z->buf))
-			z->len = 0;	/* an absurd line: drop it */
+			z->len = 0; /* an absurd line: drop it */
 		n = recv(z->sock, z->buf + z->len, sizeof(z->buf) - z->len, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
