@@ -325,6 +325,9 @@ int main(int argc, char **argv)
 	}
 	c.self = getpid();
 	c.started_at = now_ms();
+	/* Not dumpable: handlers run as the same uid, and must not read or write this
+	 * process's memory through /proc/<pid>/mem (children regain it at execve). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	if (c.self != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
 		fprintf(stderr, "sbx-executor: PR_SET_CHILD_SUBREAPER: %s\n", strerror(errno));
 		goto out;
@@ -375,7 +378,23 @@ int main(int argc, char **argv)
 	fprintf(stderr, "sbx-executor: pid=%d listening on %s python=%s shims=%s workspace=%s\n",
 		(int)c.self, c.socket_path ? c.socket_path : c.listen_addr, c.python, c.shims,
 		c.workspace);
-	while (sigwait(&set, &sig) == 0) {
+	for (;;) {
+		siginfo_t si;
+		sig = sigwaitinfo(&set, &si);
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		/* As PID 1, a signal from inside the sandbox carries the sender's pid; one from
+		 * the host (outside our pid namespace) carries 0. Handlers may not stop their
+		 * own agent: the runtime stops it from the host. */
+		if (c.self == 1 && si.si_pid != 0) {
+			fprintf(stderr,
+				"sbx-executor: ignored signal %d from pid %d in the sandbox\n", sig,
+				(int)si.si_pid);
+			continue;
+		}
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
 	}

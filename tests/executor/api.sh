@@ -393,7 +393,14 @@ if command -v node >/dev/null; then
 	curl -s -H "Authorization: Bearer tok-$$-secret" --data-binary @"$T/req" "http://127.0.0.1:$port/execute" \
 		| tail -n 1 >"$T/res"
 	t "with --preload javascript the first javascript execution is warm" warm
-	idle=$(pgrep -P "$MAIN_PID" -f 'node_runner.js --prespawned')
+	# the next idle node is started after the hand-off: wait for it (bounded)
+	i=0
+	idle=
+	while [ $i -lt 100 ] && [ -z "$idle" ]; do
+		idle=$(pgrep -P "$MAIN_PID" -f 'node_runner.js --prespawned')
+		[ -n "$idle" ] || sleep 0.05
+		i=$((i + 1))
+	done
 	kill -TERM "$MAIN_PID"
 	i=0
 	while [ $i -lt 40 ] && kill -0 "$MAIN_PID" 2>/dev/null && ! gone "$MAIN_PID"; do sleep 0.05; i=$((i + 1)); done
