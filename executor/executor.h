@@ -111,6 +111,12 @@ struct ctx {
 	int stopping;
 };
 
+/* request.c: a POST /execute body (any JSON value, borrowed) validated into e, whose code,
+ * event, env and session_id it sets (owned by e, freed with it, also on refusal). Returns
+ * NULL, or the message of a 400 (a constant, or written into why). Any thread. */
+const char *request_parse_execute(const struct ctx *c, const json_t *body, struct execution *e,
+				  char *why, size_t wn);
+
 /* registry.c: queue, lookup, retention and the NDJSON stream of executions */
 struct execution *registry_new(void);
 int registry_submit(struct ctx *c, struct execution *e); /* 0, 409, 429 or 503 */

@@ -2,9 +2,9 @@
 # self-contained bundle (its own dynamic loader and libraries) installed in
 # $(pkglibexecdir)/executor, plus a $(bindir) wrapper that starts the bundle through its loader.
 noinst_PROGRAMS += executor/sbx-executor
-executor_sbx_executor_SOURCES = executor/main.c executor/http.c executor/registry.c \
-	executor/run.c executor/idlenode.c executor/zygote.c executor/zygote.h executor/reaper.c \
-	executor/procs.c executor/files.c executor/executor.h
+executor_sbx_executor_SOURCES = executor/main.c executor/http.c executor/request.c \
+	executor/registry.c executor/run.c executor/idlenode.c executor/zygote.c executor/zygote.h \
+	executor/reaper.c executor/procs.c executor/files.c executor/executor.h
 executor_sbx_executor_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(JANSSON_CFLAGS)
 executor_sbx_executor_LDADD = $(MHD_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS)
 
