@@ -52,6 +52,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/sbxd-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 artifacts=$build/fuzz-artifacts
 mkdir -p "$artifacts"
+if ! command -v llvm-symbolizer >/dev/null 2>&1; then # Debian's llvm-14 keeps it off PATH
+	for s in /usr/lib/llvm-*/bin/llvm-symbolizer; do
+		[ -x "$s" ] && export ASAN_SYMBOLIZER_PATH=$s
+	done
+fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$fuzzdir/lsan.supp:print_suppressions=0}
