@@ -325,9 +325,6 @@ int main(int argc, char **argv)
 	}
 	c.self = getpid();
 	c.started_at = now_ms();
-	/* Not dumpable: handlers run as the same uid, and must not read or write this
-	 * process's memory through /proc/<pid>/mem (children regain it at execve). */
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	if (c.self != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
 		fprintf(stderr, "sbx-executor: PR_SET_CHILD_SUBREAPER: %s\n", strerror(errno));
 		goto out;
