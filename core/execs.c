@@ -358,6 +358,31 @@ static void finish_run(struct run *run, json_t *changes)
 	json_decref(rec);
 }
 
+/* The executor stopped answering: if its sandbox is gone, the session fails now (rather
+ * than at its timeout) with the runtime's reason. */
+static void check_sandbox(struct server *srv, const char *session_id)
+{
+	json_t *sess = NULL, *status = NULL;
+	struct plugin *rt;
+	sbx_err err;
+
+	if (DB(srv)->session_get(DBI(srv), session_id, &sess, &err) < 0)
+		return;
+	rt = server_runtime(srv, json_string_value(json_object_get(sess, "runtime_instance")));
+	if (rt && sessions_is_live(sess) &&
+	    rt->d.runtime->sandbox_status(rt->inst, json_object_get(sess, "handle"), &status,
+					  &err) == 0 &&
+	    strcmp(json_string_value(json_object_get(status, "state")) ?: "", "running") != 0) {
+		char reason[320];
+		snprintf(reason, sizeof reason, "the sandbox stopped: %s",
+			 json_string_value(json_object_get(status, "reason"))
+			     ?: json_string_value(json_object_get(status, "state")) ?: "unknown");
+		sessions_finish(srv, session_id, "failed", reason, NULL, &err);
+	}
+	json_decref(status);
+	json_decref(sess);
+}
+
 static void run_one(struct run *run)
 {
 	struct server *srv = run->srv;
@@ -394,6 +419,8 @@ static void run_one(struct run *run)
 	} else
 		changes = result_changes(res, started, services_now_ms());
 	finish_run(run, changes);
+	if (rc < 0 && (err.code == SBX_E_UNAVAILABLE || err.code == SBX_E_TIMEOUT))
+		check_sandbox(srv, run->session_id);
 	metrics_observe(srv->metrics, "sbxd_execution_seconds", NULL,
 			(double)(services_mono_ms() - t0) / 1000.0);
 	json_decref(changes);
