@@ -754,21 +754,18 @@ def handler(e):
     assert_session_works(api, sid)     # the executor (and its warm interpreter) came back
 
 
-def test_sigterm_to_the_executor_is_contained_to_its_own_session(api, make_session):
-    """A handler may stop its own sandbox (same tenant; PID 1 has a SIGTERM handler, so the
-    signal is delivered): the executor either survives or every later execution of that
-    session is reported as crashed, and nothing else is affected."""
+def test_sigterm_to_the_executor_from_inside_is_ignored(api, make_session):
+    """PID 1 (the executor) ignores stop signals sent from inside its own sandbox (only the
+    host's runtime stops it): the handler's SIGTERM/SIGINT change nothing, the next
+    execution completes, and nothing else is affected."""
     victim = make_session("python-basic")["id"]
     other = make_session("python-basic")["id"]
     run(api, victim, "import os, signal, time\ndef handler(e):\n"
-                     "    os.kill(1, signal.SIGTERM)\n    time.sleep(2)\n    return 1\n",
+                     "    os.kill(1, signal.SIGTERM)\n    os.kill(1, signal.SIGINT)\n"
+                     "    time.sleep(1)\n    return 1\n",
         timeout=10)
     ex = run(api, victim, "def handler(e):\n    return 7\n", timeout=10)
-    if ex["status"] != "completed":
-        assert ex["status"] == "crashed", brief(ex)
-        assert "executor" in (ex.get("error_message") or ""), brief(ex)
-    else:
-        assert ex["return_value"] == 7
+    assert ex["status"] == "completed" and ex["return_value"] == 7, brief(ex)
     assert_session_works(api, other)
     assert api.get("/health").status == 200
 
