@@ -6,12 +6,14 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "exec_client.h"
+#include "relay.h"
 #include "model.h"
 #include "router.h"
 #include "services.h"
@@ -341,7 +343,172 @@ void api_files_upload(struct req *r)
 	json_decref(sess);
 }
 
-static void file_op(struct req *r, const char *method)
+/* A download streamed from the executor to the client through a relay: a transfer thread
+ * pushes the executor's response into it while MHD pulls from it. */
+struct download {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int refs;
+	int ready, done;
+	long status;
+	long long length;
+	int rc;
+	struct relay *relay;
+	json_t *executor;
+	char q[3 * MAX_PATH_LEN + 128];
+	char *err_body;
+	size_t err_len;
+	sbx_err err;
+};
+
+struct reader {
+	struct relay *relay;
+	struct MHD_Connection *conn;
+};
+
+static void download_unref(struct download *d)
+{
+	int last;
+
+	pthread_mutex_lock(&d->mu);
+	last = --d->refs == 0;
+	pthread_mutex_unlock(&d->mu);
+	if (!last)
+		return;
+	json_decref(d->executor);
+	free(d->err_body);
+	pthread_mutex_destroy(&d->mu);
+	pthread_cond_destroy(&d->cv);
+	free(d);
+}
+
+static void download_headers(void *ctx, long status, long long length)
+{
+	struct download *d = ctx;
+
+	pthread_mutex_lock(&d->mu);
+	d->status = status;
+	d->length = length;
+	d->ready = 1;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+}
+
+static void *download_thread(void *arg)
+{
+	struct download *d = arg;
+	long status = 0;
+	int rc;
+
+	sbx_err_clear(&d->err);
+	rc = exec_client_transfer(d->executor, "GET", d->q, 600000, NULL, -1, d->relay,
+				  download_headers, d, &status, &d->err_body, &d->err_len, &d->err);
+	relay_close(d->relay, rc < 0 || status != 200);
+	pthread_mutex_lock(&d->mu);
+	d->rc = rc;
+	d->status = status;
+	d->ready = d->done = 1;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	relay_unref(d->relay); /* the producer's reference */
+	download_unref(d);
+	return NULL;
+}
+
+static ssize_t download_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct reader *rd = cls;
+	(void)pos;
+	return relay_mhd_read(rd->relay, rd->conn, buf, max);
+}
+
+static void download_free(void *cls)
+{
+	struct reader *rd = cls;
+	relay_abort(rd->relay); /* a client that left stops the transfer */
+	relay_unref(rd->relay);
+	free(rd);
+}
+
+void api_files_download(struct req *r)
+{
+	char path[MAX_PATH_LEN + 8];
+	struct download *d;
+	struct reader *rd;
+	struct MHD_Response *resp;
+	json_t *sess;
+	pthread_attr_t attr;
+	pthread_t t;
+
+	d = calloc(1, sizeof *d);
+	if (!d) {
+		http_reply_error(r, 500, NULL, NULL, "out of memory");
+		return;
+	}
+	if (!(sess = target(r, r->param[1], 0, "/files/content", path, sizeof path, d->q,
+			    sizeof d->q))) {
+		free(d);
+		return;
+	}
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->cv, NULL);
+	d->refs = 2;
+	d->executor = json_incref((json_t *)executor_of(sess));
+	json_decref(sess);
+	d->relay = relay_new(256 * 1024);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (!d->relay || pthread_create(&t, &attr, download_thread, d) != 0) {
+		pthread_attr_destroy(&attr);
+		if (d->relay) {
+			relay_unref(d->relay);
+			relay_unref(d->relay);
+		}
+		d->refs = 1;
+		download_unref(d);
+		http_reply_error(r, 503, NULL, NULL, "cannot start the download");
+		return;
+	}
+	pthread_attr_destroy(&attr);
+	pthread_mutex_lock(&d->mu);
+	while (!d->ready)
+		pthread_cond_wait(&d->cv, &d->mu);
+	if (d->status == 200) {
+		long long length = d->length;
+		pthread_mutex_unlock(&d->mu);
+		rd = malloc(sizeof *rd);
+		resp = rd ? MHD_create_response_from_callback(
+				length >= 0 ? (uint64_t)length : MHD_SIZE_UNKNOWN, 65536,
+				download_read, rd, download_free)
+			  : NULL;
+		if (!resp) {
+			free(rd);
+			relay_abort(d->relay);
+			relay_unref(d->relay);
+			http_reply_error(r, 500, NULL, NULL, "out of memory");
+		} else {
+			rd->relay = d->relay;
+			rd->conn = r->conn;
+			MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+			http_reply_response(r, 200, resp);
+			sessions_touch(r->srv, r->param[0]);
+		}
+		download_unref(d);
+		return;
+	}
+	while (!d->done)
+		pthread_cond_wait(&d->cv, &d->mu);
+	pthread_mutex_unlock(&d->mu);
+	if (d->rc < 0)
+		http_reply_sbx(r, -SBX_E_UNAVAILABLE, &d->err, NULL);
+	else
+		reply_executor_error(r, d->status, d->err_body, d->err_len);
+	relay_abort(d->relay);
+	relay_unref(d->relay);
+	download_unref(d);
+}
+
+void api_files_delete(struct req *r)
 {
 	char path[MAX_PATH_LEN + 8], q[3 * MAX_PATH_LEN + 128];
 	json_t *sess;
@@ -353,31 +520,15 @@ static void file_op(struct req *r, const char *method)
 	if (!(sess = target(r, r->param[1], 0, "/files/content", path, sizeof path, q, sizeof q)))
 		return;
 	sbx_err_clear(&err);
-	if (exec_client_call(executor_of(sess), method, q, NULL, 0, (size_t)r->srv->cfg.max_upload,
-			     &status, &body, &len, &err) < 0) {
-		http_reply_sbx(r, err.code == SBX_E_TOOLARGE ? -SBX_E_TOOLARGE : -SBX_E_UNAVAILABLE,
-			       &err, NULL);
-		free(body);
-	} else if (status != 200) {
+	if (exec_client_call(executor_of(sess), "DELETE", q, NULL, 0, 1u << 20, &status, &body,
+			     &len, &err) < 0)
+		http_reply_sbx(r, -SBX_E_UNAVAILABLE, &err, NULL);
+	else if (status != 200)
 		reply_executor_error(r, status, body, len);
-		free(body);
-	} else if (strcmp(method, "GET") == 0) {
-		http_reply_bytes(r, 200, "application/octet-stream", body, len);
-		sessions_touch(r->srv, r->param[0]);
-	} else {
-		free(body);
+	else {
 		http_reply_json(r, 204, NULL);
 		sessions_touch(r->srv, r->param[0]);
 	}
+	free(body);
 	json_decref(sess);
-}
-
-void api_files_download(struct req *r)
-{
-	file_op(r, "GET");
-}
-
-void api_files_delete(struct req *r)
-{
-	file_op(r, "DELETE");
 }

@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "exec_client.h"
+#include "relay.h"
 
 #define LINE_MAX_BYTES (80u << 20) /* one event; result events carry capped outputs */
 
@@ -296,5 +297,124 @@ int exec_client_result(const json_t *executor, const char *id, json_t **result, 
 		rc = sbx_err_set(err, SBX_E_INTERNAL, "the executor answered HTTP %ld for %s",
 				 status, path);
 	free(body);
+	return rc;
+}
+
+struct transfer {
+	CURL *c;
+	struct relay *in, *out;
+	void (*on_headers)(void *ctx, long status, long long length);
+	void *ctx;
+	int headers_reported;
+	long status;
+	char *err;
+	size_t err_len;
+};
+
+static void report_headers(struct transfer *t)
+{
+	curl_off_t len = -1;
+
+	if (t->headers_reported)
+		return;
+	t->headers_reported = 1;
+	curl_easy_getinfo(t->c, CURLINFO_RESPONSE_CODE, &t->status);
+	curl_easy_getinfo(t->c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+	if (t->on_headers)
+		t->on_headers(t->ctx, t->status, (long long)len);
+}
+
+static size_t on_transfer_header(char *data, size_t size, size_t n, void *ud)
+{
+	struct transfer *t = ud;
+	size_t len = size * n;
+	long code = 0;
+
+	/* the blank line ends a header block; skip 1xx interim responses */
+	if (len <= 2 && (data[0] == '\r' || data[0] == '\n')) {
+		curl_easy_getinfo(t->c, CURLINFO_RESPONSE_CODE, &code);
+		if (code >= 200)
+			report_headers(t);
+	}
+	return len;
+}
+
+static size_t on_transfer_body(char *data, size_t size, size_t n, void *ud)
+{
+	struct transfer *t = ud;
+	size_t len = size * n;
+
+	report_headers(t);
+	if (t->status >= 200 && t->status < 300) {
+		if (t->out && relay_write(t->out, data, len) < 0)
+			return 0; /* the consumer went away: abort the transfer */
+		return len;
+	}
+	if (t->err_len + len <= 65536) {
+		char *nb = realloc(t->err, t->err_len + len + 1);
+		if (nb) {
+			memcpy(nb + t->err_len, data, len);
+			t->err = nb;
+			t->err_len += len;
+			t->err[t->err_len] = '\0';
+		}
+	}
+	return len;
+}
+
+static size_t on_transfer_read(char *buf, size_t size, size_t n, void *ud)
+{
+	struct transfer *t = ud;
+	long got = relay_read(t->in, buf, size * n);
+	return got < 0 ? CURL_READFUNC_ABORT : (size_t)got;
+}
+
+int exec_client_transfer(const json_t *executor, const char *method, const char *path,
+			 long timeout_ms, struct relay *in, long long in_len, struct relay *out,
+			 void (*on_headers)(void *ctx, long status, long long length), void *ctx,
+			 long *status, char **err_body, size_t *err_len, sbx_err *err)
+{
+	struct transfer t = {.in = in, .out = out, .on_headers = on_headers, .ctx = ctx};
+	struct curl_slist *hdrs = NULL;
+	CURLcode cc;
+	int rc = 0;
+
+	*status = 0;
+	if (err_body)
+		*err_body = NULL;
+	if (err_len)
+		*err_len = 0;
+	t.c = prepare(executor, path, timeout_ms, &hdrs, err);
+	if (!t.c)
+		return -err->code;
+	curl_easy_setopt(t.c, CURLOPT_CUSTOMREQUEST, method);
+	if (in) {
+		curl_easy_setopt(t.c, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(t.c, CURLOPT_READFUNCTION, on_transfer_read);
+		curl_easy_setopt(t.c, CURLOPT_READDATA, &t);
+		if (in_len >= 0)
+			curl_easy_setopt(t.c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)in_len);
+		else
+			hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
+	}
+	curl_easy_setopt(t.c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(t.c, CURLOPT_HEADERFUNCTION, on_transfer_header);
+	curl_easy_setopt(t.c, CURLOPT_HEADERDATA, &t);
+	curl_easy_setopt(t.c, CURLOPT_WRITEFUNCTION, on_transfer_body);
+	curl_easy_setopt(t.c, CURLOPT_WRITEDATA, &t);
+	cc = curl_easy_perform(t.c);
+	report_headers(&t);
+	*status = t.status;
+	if (cc != CURLE_OK)
+		rc = curl_fail(cc, path, err);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(t.c);
+	if (err_body)
+		*err_body = t.err;
+	else
+		free(t.err);
+	if (err_len)
+		*err_len = t.err_len;
 	return rc;
 }

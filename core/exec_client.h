@@ -46,3 +46,18 @@ size_t exec_client_stream_feed(struct exec_stream *s, const char *data, size_t l
 void exec_client_stream_free(struct exec_stream *s);
 
 #endif
+
+struct relay;
+
+/*
+ * One streamed request to the executor, run on the calling thread (blocking). The request
+ * body, if `in` is non-NULL, is pulled from that relay (in_len bytes, or -1: chunked until
+ * it ends); a 2xx response body is pushed into `out` (may be NULL to discard); a non-2xx
+ * body is collected (at most 64 KiB) into *err_body (malloc'd, may be NULL). on_headers
+ * (may be NULL) is called once, before any body byte, with the status and the
+ * Content-Length (-1 when unknown). Neither relay is closed here.
+ */
+int exec_client_transfer(const json_t *executor, const char *method, const char *path,
+			 long timeout_ms, struct relay *in, long long in_len, struct relay *out,
+			 void (*on_headers)(void *ctx, long status, long long length), void *ctx,
+			 long *status, char **err_body, size_t *err_len, sbx_err *err);
