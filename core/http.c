@@ -479,6 +479,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	return MHD_YES;
 }
 
+/* The metrics label of a method: MHD accepts any token as a method, and a label taken from
+ * the client would let it create metric series without bound. */
+static const char *method_label(const char *m)
+{
+	static const char *const known[] = {"GET",    "HEAD",    "POST", "PUT",
+					    "DELETE", "OPTIONS", "PATCH"};
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(m, known[i]) == 0)
+			return known[i];
+	return "other";
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
@@ -499,7 +511,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		logged, r->status, secs * 1000.0, r->remote,
 		toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
 	log_set_request_id(NULL);
-	labels = json_pack("{s:s, s:s, s:s}", "method", r->method, "route",
+	labels = json_pack("{s:s, s:s, s:s}", "method", method_label(r->method), "route",
 			   r->route ? r->route : "unmatched", "status", st);
 	metrics_counter_add(srv->metrics, "sbxd_http_requests_total", labels, 1);
 	metrics_observe(srv->metrics, "sbxd_http_request_duration_seconds", labels, secs);
