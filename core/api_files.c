@@ -218,13 +218,137 @@ out:
 	json_decref(sess);
 }
 
+/*
+ * Uploads stream: MHD's thread feeds the multipart body to MHD's post processor, whose
+ * "file" part is pushed into a bounded relay; an upload thread pulls from it into the
+ * executor's PUT. Backpressure parks the connection; nothing holds the whole file.
+ * The state is shared by MHD's thread, the upload thread and (until set up) a worker.
+ */
+#define UPLOAD_RELAY  (1u << 20)
+#define UPLOAD_PP_BUF 16384
+
 struct upload {
-	char *data;
-	size_t len, cap;
-	char filename[256];
-	int seen;
-	int other_file;
+	pthread_mutex_t mu;
+	int refs;
+	struct req *r; /* NULL once the request went away */
+	struct server *srv;
+	char session_id[72];
+	json_t *executor;
+	struct relay *relay;
+	struct MHD_PostProcessor *pp;
+	char qpath[MAX_PATH_LEN + 8]; /* ?path= as given ("" when absent) */
+	char path[MAX_PATH_LEN + 8];  /* the final workspace path */
+	char q[3 * MAX_PATH_LEN + 128];
+	int started;      /* the upload thread runs */
+	int failed;       /* a reply is set already (refused name, executor error) */
+	int ended;        /* the body ended (MHD side) */
+	int result_ready; /* the upload thread set the reply */
+	long long bytes;
 };
+
+static void upload_unref(struct upload *u)
+{
+	int last;
+
+	pthread_mutex_lock(&u->mu);
+	last = --u->refs == 0;
+	pthread_mutex_unlock(&u->mu);
+	if (!last)
+		return;
+	if (u->pp)
+		MHD_destroy_post_processor(u->pp);
+	relay_unref(u->relay);
+	json_decref(u->executor);
+	pthread_mutex_destroy(&u->mu);
+	free(u);
+}
+
+static void *upload_thread(void *arg)
+{
+	struct upload *u = arg;
+	char *err_body = NULL;
+	size_t err_len = 0;
+	long status = 0;
+	sbx_err err;
+	int rc;
+
+	sbx_err_clear(&err);
+	rc = exec_client_transfer(u->executor, "PUT", u->q, 600000, u->relay, -1, NULL, NULL, NULL,
+				  &status, &err_body, &err_len, &err);
+	relay_abort(u->relay); /* stop the producer if the executor refused early */
+	pthread_mutex_lock(&u->mu);
+	if (u->r) { /* the request is still there to answer */
+		struct req *r = u->r;
+		if (rc < 0)
+			http_reply_sbx(r, -SBX_E_UNAVAILABLE, &err, NULL);
+		else if (status != 200 && status != 201)
+			reply_executor_error(r, status, err_body, err_len);
+		else {
+			http_reply_json(r, 200,
+					json_pack("{s:s, s:s, s:I}", "session_id", u->session_id,
+						  "file_path", u->path, "size",
+						  (json_int_t)u->bytes));
+			sessions_touch(u->srv, u->session_id);
+		}
+		u->result_ready = 1;
+		if (u->ended)
+			http_complete(r);
+	}
+	pthread_mutex_unlock(&u->mu);
+	free(err_body);
+	upload_unref(u);
+	return NULL;
+}
+
+/* The file part began: settle its workspace path and start the transfer. Caller holds
+ * u->mu; MHD's thread. Returns 0, or -1 after setting the error reply. */
+static int upload_begin(struct upload *u, const char *filename)
+{
+	char want[MAX_PATH_LEN + 300], msg[256];
+	const char *base = filename ? filename : "";
+	struct req *r = u->r;
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (!u->qpath[0] || u->qpath[strlen(u->qpath) - 1] == '/') {
+		if (!*base) {
+			http_reply_error(r, 400, "Sandbox.InvalidPath",
+					 "Give ?path= or a file name in the multipart part.",
+					 "the upload names no usable file name");
+			return -1;
+		}
+		if (*base == '/' || strstr(base, "..")) {
+			http_reply_error(
+			    r, 400, "Sandbox.InvalidPath", "Use a file name without directories.",
+			    "the uploaded file name '%.200s' leaves the workspace", base);
+			return -1;
+		}
+		snprintf(want, sizeof want, "%s%s", u->qpath, base);
+	} else
+		snprintf(want, sizeof want, "%s", u->qpath);
+	if (clean_path(want, 0, u->path, sizeof u->path, msg, sizeof msg) < 0) {
+		http_reply_error(r, 400, "Sandbox.InvalidPath",
+				 "Use a path relative to /workspace.", "%s", msg);
+		return -1;
+	}
+	{
+		char enc[3 * MAX_PATH_LEN + 64];
+		urlenc(u->path, enc, sizeof enc);
+		snprintf(u->q, sizeof u->q, "/files/content?path=%s", enc);
+	}
+	u->refs++;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, upload_thread, u) != 0) {
+		u->refs--;
+		pthread_attr_destroy(&attr);
+		http_reply_error(r, 503, NULL, NULL, "cannot start the upload");
+		return -1;
+	}
+	pthread_attr_destroy(&attr);
+	u->started = 1;
+	return 0;
+}
 
 static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
 			       const char *filename, const char *content_type,
@@ -232,115 +356,149 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 			       size_t size)
 {
 	struct upload *u = cls;
+	int rc = 0;
 	(void)kind;
 	(void)content_type;
 	(void)transfer_encoding;
 	(void)off;
-	if (!key || strcmp(key, "file") != 0) {
-		if (filename)
-			u->other_file = 1;
-		return MHD_YES;
+
+	if (!key || strcmp(key, "file") != 0)
+		return MHD_YES; /* other fields are ignored */
+	pthread_mutex_lock(&u->mu);
+	if (u->failed)
+		rc = -1;
+	else if (!u->started && upload_begin(u, filename) < 0) {
+		u->failed = 1;
+		rc = -1;
 	}
-	if (!u->seen && filename)
-		snprintf(u->filename, sizeof u->filename, "%s", filename);
-	u->seen = 1;
-	if (size == 0)
-		return MHD_YES;
-	if (u->len + size > u->cap) {
-		size_t cap = u->cap ? u->cap : 65536;
-		while (cap < u->len + size)
-			cap *= 2;
-		char *nb = realloc(u->data, cap);
-		if (!nb)
-			return MHD_NO;
-		u->data = nb;
-		u->cap = cap;
-	}
-	memcpy(u->data + u->len, data, size);
-	u->len += size;
+	pthread_mutex_unlock(&u->mu);
+	if (rc < 0)
+		return MHD_NO;
+	if (size && relay_write(u->relay, data, size) < 0)
+		return MHD_NO; /* the transfer ended early: its reply says why */
+	u->bytes += (long long)size;
 	return MHD_YES;
+}
+
+static int upload_data(struct req *r, const char *data, size_t n, size_t *consumed)
+{
+	struct upload *u = r->stream_ctx;
+	size_t space = relay_space(u->relay), feed;
+
+	/* the post processor may emit what it held back plus this input: keep a margin */
+	feed = space > 4 * UPLOAD_PP_BUF ? space - 4 * UPLOAD_PP_BUF : 0;
+	if (feed > n)
+		feed = n;
+	if (feed == 0) {
+		*consumed = 0;
+		if (relay_aborted(u->relay))
+			return -1;
+		if (relay_mhd_park_writer(u->relay, r->conn, 4 * UPLOAD_PP_BUF + 1))
+			return 0;
+		feed = n < 4096 ? n : 4096; /* space appeared meanwhile */
+	}
+	*consumed = feed;
+	if (MHD_post_process(u->pp, data, feed) == MHD_YES)
+		return 0;
+	pthread_mutex_lock(&u->mu);
+	if (!u->failed && !u->result_ready && !u->started) {
+		http_reply_error(r, 400, "Sandbox.InvalidRequest", NULL,
+				 "the multipart body is malformed");
+		u->failed = 1;
+	}
+	pthread_mutex_unlock(&u->mu);
+	relay_close(u->relay, 1); /* a started transfer fails instead of storing a part */
+	return -1;
+}
+
+static int upload_end(struct req *r)
+{
+	struct upload *u = r->stream_ctx;
+	int reply_now;
+
+	if (u->pp) {
+		MHD_destroy_post_processor(u->pp);
+		u->pp = NULL;
+	}
+	pthread_mutex_lock(&u->mu);
+	u->ended = 1;
+	if (!u->started && !u->failed) {
+		http_reply_error(r, 400, "Sandbox.InvalidRequest",
+				 "Send multipart/form-data with a field named file.",
+				 "the upload has no field named 'file'");
+		u->failed = 1;
+	}
+	relay_close(u->relay, 0);
+	reply_now = u->failed || u->result_ready;
+	if (!reply_now)
+		MHD_suspend_connection(r->conn); /* the upload thread completes it */
+	pthread_mutex_unlock(&u->mu);
+	return reply_now;
+}
+
+static void upload_gone(struct req *r)
+{
+	struct upload *u = r->stream_ctx;
+
+	pthread_mutex_lock(&u->mu);
+	u->r = NULL;
+	pthread_mutex_unlock(&u->mu);
+	relay_abort(u->relay);
+	r->stream_ctx = NULL;
+	upload_unref(u);
 }
 
 void api_files_upload(struct req *r)
 {
-	char path[MAX_PATH_LEN + 8], q[3 * MAX_PATH_LEN + 128], want[MAX_PATH_LEN + 300];
-	const char *qp = http_query(r, "path"), *base;
-	struct upload u = {0};
-	struct MHD_PostProcessor *pp;
-	json_t *sess = NULL;
-	char *body = NULL;
-	size_t len;
-	long status;
-	sbx_err err;
+	const char *qp = http_query(r, "path");
+	char msg[256], tmp[MAX_PATH_LEN + 8];
+	struct upload *u;
+	json_t *sess;
 
-	if (!r->body_len) {
-		http_reply_error(r, 400, "Sandbox.InvalidRequest",
-				 "Send multipart/form-data with a field named file.",
-				 "the upload has no body");
+	if (qp && *qp && qp[strlen(qp) - 1] != '/' &&
+	    clean_path(qp, 0, tmp, sizeof tmp, msg, sizeof msg) < 0) {
+		http_reply_error(r, 400, "Sandbox.InvalidPath",
+				 "Use a path relative to /workspace.", "%s", msg);
 		return;
 	}
-	pp = MHD_create_post_processor(r->conn, 65536, on_part, &u);
-	if (!pp) {
-		http_reply_error(r, 400, "Sandbox.InvalidRequest",
+	if (qp && strlen(qp) > MAX_PATH_LEN) {
+		http_reply_error(r, 400, "Sandbox.InvalidPath", NULL, "path is too long");
+		return;
+	}
+	if (!(sess = live_session(r)))
+		return;
+	u = calloc(1, sizeof *u);
+	if (!u) {
+		json_decref(sess);
+		http_reply_error(r, 500, NULL, NULL, "out of memory");
+		return;
+	}
+	pthread_mutex_init(&u->mu, NULL);
+	u->refs = 1;
+	u->r = r;
+	u->srv = r->srv;
+	snprintf(u->session_id, sizeof u->session_id, "%s", r->param[0]);
+	snprintf(u->qpath, sizeof u->qpath, "%s", qp ? qp : "");
+	u->executor = json_incref((json_t *)executor_of(sess));
+	json_decref(sess);
+	u->relay = relay_new(UPLOAD_RELAY);
+	u->pp = MHD_create_post_processor(r->conn, UPLOAD_PP_BUF, on_part, u);
+	if (u->relay)
+		relay_unref(u->relay); /* one reference is enough: the upload state owns it */
+	if (!u->relay || !u->pp) {
+		int multipart = u->relay != NULL;
+		upload_unref(u);
+		http_reply_error(r, multipart ? 400 : 500, "Sandbox.InvalidRequest",
 				 "Send multipart/form-data with a field named file.",
 				 "the upload is not multipart/form-data");
 		return;
 	}
-	if (MHD_post_process(pp, r->body, r->body_len) != MHD_YES) {
-		MHD_destroy_post_processor(pp);
-		free(u.data);
-		http_reply_error(r, 400, "Sandbox.InvalidRequest", NULL,
-				 "the multipart body is malformed");
-		return;
-	}
-	MHD_destroy_post_processor(pp);
-	if (!u.seen) {
-		free(u.data);
-		http_reply_error(r, 400, "Sandbox.InvalidRequest",
-				 "Name the multipart field 'file'.",
-				 "the upload has no field named 'file'");
-		return;
-	}
-	/* The uploaded file's own name is a path like any other: a name that climbs out
-	 * ("../x", "/etc/passwd") is refused, not silently shortened. */
-	base = u.filename;
-	if (!qp || !*qp || qp[strlen(qp) - 1] == '/') {
-		if (!*base) {
-			free(u.data);
-			http_reply_error(r, 400, "Sandbox.InvalidPath",
-					 "Give ?path= or a file name in the multipart part.",
-					 "the upload names no usable file name");
-			return;
-		}
-		if (*base == '/' || strstr(base, "..")) {
-			free(u.data);
-			http_reply_error(
-			    r, 400, "Sandbox.InvalidPath", "Use a file name without directories.",
-			    "the uploaded file name '%.200s' leaves the workspace", base);
-			return;
-		}
-		snprintf(want, sizeof want, "%s%s", qp ? qp : "", base);
-	} else
-		snprintf(want, sizeof want, "%s", qp);
-	if (!(sess = target(r, want, 0, "/files/content", path, sizeof path, q, sizeof q))) {
-		free(u.data);
-		return;
-	}
-	sbx_err_clear(&err);
-	if (exec_client_call(executor_of(sess), "PUT", q, u.data ? u.data : "", u.len, 1u << 20,
-			     &status, &body, &len, &err) < 0)
-		http_reply_sbx(r, -SBX_E_UNAVAILABLE, &err, NULL);
-	else if (status != 200 && status != 201)
-		reply_executor_error(r, status, body, len);
-	else {
-		http_reply_json(r, 200,
-				json_pack("{s:s, s:s, s:I}", "session_id", r->param[0], "file_path",
-					  path, "size", (json_int_t)u.len));
-		sessions_touch(r->srv, r->param[0]);
-	}
-	free(body);
-	free(u.data);
-	json_decref(sess);
+	r->stream_ctx = u;
+	r->stream_data = upload_data;
+	r->stream_end = upload_end;
+	r->stream_free = upload_gone;
+	r->deferred = 1;
+	http_stream_start(r);
 }
 
 /* A download streamed from the executor to the client through a relay: a transfer thread

@@ -23,7 +23,7 @@
 #include "router.h"
 #include "services.h"
 
-enum { ST_READING = 0, ST_QUEUED, ST_READY };
+enum { ST_READING = 0, ST_QUEUED, ST_READY, ST_STREAM_PREP, ST_STREAMING, ST_STREAM_END };
 
 struct httpd {
 	struct MHD_Daemon *d;
@@ -36,6 +36,8 @@ static void req_free(struct req *r)
 {
 	if (!r)
 		return;
+	if (r->stream_free)
+		r->stream_free(r);
 	free(r->path);
 	for (int i = 0; i < 3; i++)
 		free(r->param[i]);
@@ -353,6 +355,12 @@ void http_reply_sbx(struct req *r, int status_code, const sbx_err *e, const char
 	http_reply_error(r, status, status == 404 ? not_found_code : NULL, NULL, "%s", msg);
 }
 
+void http_stream_start(struct req *r)
+{
+	r->state = ST_STREAMING;
+	MHD_resume_connection(r->conn);
+}
+
 void http_complete(struct req *r)
 {
 	r->state = ST_READY;
@@ -365,6 +373,10 @@ static void run_request(void *arg)
 
 	log_set_request_id(r->id);
 	router_dispatch(r);
+	if (r->state == ST_STREAM_PREP && r->deferred && !r->stream_data) {
+		/* a handler on an upload route that does not stream: not expected */
+		r->deferred = 0;
+	}
 	if (!r->deferred) {
 		if (!r->resp)
 			http_reply_error(r, 500, NULL, NULL, "the handler produced no reply");
@@ -375,8 +387,7 @@ static void run_request(void *arg)
 
 static int is_upload(const char *method, const char *url)
 {
-	return (strcmp(method, "POST") == 0 && strstr(url, "/files/upload")) ||
-	       (strcmp(method, "PUT") == 0 && strstr(url, "/files/"));
+	return strcmp(method, "POST") == 0 && strstr(url, "/files/upload");
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -435,6 +446,62 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			r->state = ST_READY;
 			return MHD_queue_response(conn, r->status, r->resp);
 		}
+		if (is_upload(method, url)) {
+			/* streamed: the handler sets up before any body byte is read */
+			r->state = ST_STREAM_PREP;
+			MHD_suspend_connection(conn);
+			if (pool_submit(srv->pool, run_request, r) < 0) {
+				MHD_resume_connection(conn);
+				http_reply_error(r, 503, NULL, NULL, "the server is shutting down");
+				r->state = ST_READY;
+			}
+		}
+		return MHD_YES;
+	}
+	if (r->state == ST_STREAMING) {
+		size_t n = *upload_data_size, consumed = n;
+		if (n == 0 && !r->stream_primed) {
+			/* MHD repeats its headers call once after the resume that started the
+			 * stream; only a later empty call means the body ended */
+			r->stream_primed = 1;
+			return MHD_YES;
+		}
+		r->stream_primed = 1;
+		if (n == 0) {
+			if (r->stream_dead || r->stream_end(r)) {
+				r->state = ST_READY;
+				if (!r->resp)
+					http_reply_error(r, 500, NULL, NULL,
+							 "the upload produced no reply");
+				return MHD_queue_response(conn, r->status, r->resp);
+			}
+			r->state = ST_STREAM_END; /* stream_end suspended the connection */
+			return MHD_YES;
+		}
+		if ((int64_t)(r->body_len + n) > r->body_limit) {
+			*upload_data_size = 0;
+			r->stream_dead = 1;
+			if (r->stream_free) {
+				r->stream_free(r); /* aborts the handler's transfer */
+				r->stream_free = NULL;
+			}
+			if (r->resp) {
+				MHD_destroy_response(r->resp);
+				r->resp = NULL;
+			}
+			http_reply_error(r, 413, NULL, NULL,
+					 "the upload is larger than the limit of %lld bytes "
+					 "(server.max_upload)",
+					 (long long)r->body_limit);
+			r->state = ST_READY;
+			return MHD_queue_response(conn, r->status, r->resp);
+		}
+		if (!r->stream_dead && r->stream_data(r, upload_data, n, &consumed) < 0) {
+			r->stream_dead = 1;
+			consumed = n;
+		}
+		r->body_len += consumed;
+		*upload_data_size = n - consumed;
 		return MHD_YES;
 	}
 	if (r->state == ST_READING && *upload_data_size) {

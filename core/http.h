@@ -32,6 +32,18 @@ struct req {
 	char *param[3];    /* path captures of the matched route ({id}, {path*}) */
 	unsigned status;
 	struct MHD_Response *resp;
+	/* Streamed request bodies (uploads): set by the handler, called on MHD's thread. */
+	void *stream_ctx;
+	/* Take up to n bytes; *consumed < n means the handler parked the connection for
+	 * backpressure. <0: stop (the rest of the body is discarded). */
+	int (*stream_data)(struct req *r, const char *data, size_t n, size_t *consumed);
+	/* The body ended: return 1 when the reply is already set (queue it now), 0 when
+	 * the handler suspended the connection and will http_complete() later. */
+	int (*stream_end)(struct req *r);
+	/* The request is going away (reply sent, limit hit or client gone). */
+	void (*stream_free)(struct req *r);
+	int stream_dead;   /* the rest of the body is read and discarded */
+	int stream_primed; /* MHD's repeated headers call after the resume was seen */
 };
 
 int http_start(struct server *srv, char *msg, size_t len);
@@ -60,6 +72,9 @@ void http_reply_error(struct req *r, unsigned status, const char *error_code, co
 void http_reply_sbx(struct req *r, int status_code, const sbx_err *e, const char *not_found_code);
 /* Reply with a response built by the caller (e.g. from a content-reader callback). */
 void http_reply_response(struct req *r, unsigned status, struct MHD_Response *resp);
+/* Streamed uploads: the handler set the stream_* hooks and deferred the request; the
+ * body now starts to flow into stream_data. Call once, from the handler. */
+void http_stream_start(struct req *r);
 /* For deferred requests: hand the reply back to MHD. Any thread. */
 void http_complete(struct req *r);
 

@@ -17,7 +17,8 @@ struct relay {
 	size_t cap, head, len; /* ring: data at [head, head+len) mod cap */
 	int closed, error, aborted;
 	int refs;
-	struct MHD_Connection *parked; /* an MHD reader waiting for data */
+	struct MHD_Connection *parked;        /* an MHD reader waiting for data */
+	struct MHD_Connection *parked_writer; /* an MHD producer waiting for space */
 };
 
 struct relay *relay_new(size_t cap)
@@ -117,6 +118,10 @@ static size_t take(struct relay *r, char *out, size_t cap)
 	r->head = (r->head + n) % r->cap;
 	r->len -= n;
 	pthread_cond_signal(&r->can_write);
+	if (r->parked_writer && r->cap - r->len >= r->cap / 2) {
+		MHD_resume_connection(r->parked_writer);
+		r->parked_writer = NULL;
+	}
 	return n;
 }
 
@@ -139,6 +144,10 @@ void relay_abort(struct relay *r)
 {
 	pthread_mutex_lock(&r->mu);
 	r->aborted = 1;
+	if (r->parked_writer) {
+		MHD_resume_connection(r->parked_writer);
+		r->parked_writer = NULL;
+	}
 	pthread_cond_broadcast(&r->can_write);
 	pthread_cond_broadcast(&r->can_read);
 	pthread_mutex_unlock(&r->mu);
@@ -161,6 +170,38 @@ ssize_t relay_mhd_read(struct relay *r, struct MHD_Connection *conn, char *buf, 
 	}
 	pthread_mutex_unlock(&r->mu);
 	return n;
+}
+
+size_t relay_space(struct relay *r)
+{
+	size_t n;
+	pthread_mutex_lock(&r->mu);
+	n = r->cap - r->len;
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
+int relay_aborted(struct relay *r)
+{
+	int a;
+	pthread_mutex_lock(&r->mu);
+	a = r->aborted;
+	pthread_mutex_unlock(&r->mu);
+	return a;
+}
+
+int relay_mhd_park_writer(struct relay *r, struct MHD_Connection *conn, size_t want)
+{
+	int parked = 0;
+
+	pthread_mutex_lock(&r->mu);
+	if (!r->aborted && r->cap - r->len < want) {
+		r->parked_writer = conn;
+		MHD_suspend_connection(conn);
+		parked = 1;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return parked;
 }
 
 int relay_write_fn(void *ctx, const void *data, size_t len)

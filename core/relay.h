@@ -31,6 +31,13 @@ void relay_abort(struct relay *r);
  * close. Returns MHD_CONTENT_READER_END_OF_STREAM / _END_WITH_ERROR at the end. */
 ssize_t relay_mhd_read(struct relay *r, struct MHD_Connection *conn, char *buf, size_t max);
 
+/* Producer side for MHD (never blocks): the free space now, and parking: when fewer than
+ * `want` bytes are free, suspend `conn` until a reader frees half the buffer (or aborts)
+ * and return 1; else return 0. */
+size_t relay_space(struct relay *r);
+int relay_mhd_park_writer(struct relay *r, struct MHD_Connection *conn, size_t want);
+int relay_aborted(struct relay *r);
+
 /* The sbx_write_fn / sbx_read_fn adapters (ctx = the relay). */
 int relay_write_fn(void *ctx, const void *data, size_t len);
 long relay_read_fn(void *ctx, void *buf, size_t cap);

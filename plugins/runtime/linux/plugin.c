@@ -246,7 +246,11 @@ static int child_args(struct lx *lx, struct lx_child_args *a, const char *dir, c
 				     "--workspace",
 				     "/workspace",
 				     "--shims",
-				     "/opt/sbx/shims"};
+				     "/opt/sbx/shims",
+				     /* the core enforces server.max_upload; the workspace's size
+				      * limit bounds what the executor can store anyway */
+				     "--max-upload",
+				     "1099511627776"};
 	const char *base = strcmp(root, "host") ? root : "";
 	struct rlimit nofile;
 	size_t i, n;
