@@ -386,6 +386,14 @@ t "TCP listener accepts the right token" \
 
 # ---- --preload javascript, and shutdown ----------------------------------------------------
 if command -v node >/dev/null; then
+	# the idle node is spawned after the listener opens: wait for it (bounded; a loaded or
+	# sanitizer-built executor takes longer than the health checks above)
+	i=0
+	while [ $i -lt 100 ] && [ "$(curl -s -H "Authorization: Bearer tok-$$-secret" \
+		"http://127.0.0.1:$port/health" | $PY -c 'import json,sys; print(json.load(sys.stdin)["zygotes"]["javascript"])')" != True ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
 	t "--preload javascript starts the idle node at start-up" eq "$(curl -s -H "Authorization: Bearer tok-$$-secret" \
 		"http://127.0.0.1:$port/health" | $PY -c 'import json,sys; print(json.load(sys.stdin)["zygotes"]["javascript"])')" True
 	sleep 0.2
