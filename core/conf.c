@@ -233,6 +233,8 @@ static const struct key session_keys[] = {
     K("max_timeout", T_INT, session_max_timeout, 1, 365 * 86400),
     K("reap_interval_ms", T_INT, reap_interval_ms, 50, 600000),
     K("create_timeout_s", T_INT, create_timeout_s, 1, 3600),
+    K("archive_workspace", T_BOOL, archive_workspace, 0, 1),
+    K("archive_retention_s", T_I64, archive_retention_s, 0, 10LL * 365 * 86400),
     {NULL, 0, 0, 0, 0},
 };
 
@@ -501,6 +503,8 @@ static void set_defaults(struct config *cfg)
 	cfg->session_max_timeout = 7 * 86400;
 	cfg->reap_interval_ms = 1000;
 	cfg->create_timeout_s = 60;
+	cfg->archive_workspace = 1;
+	cfg->archive_retention_s = 7 * 86400;
 	cfg->max_output = 1 << 20;
 	cfg->max_running = 256;
 	/* generous per-tenant defaults: limits exist, and a single user never meets them */

@@ -39,6 +39,8 @@ struct config {
 	int session_max_timeout;
 	int reap_interval_ms;
 	int create_timeout_s;
+	int archive_workspace;       /* archive /workspace to storage when a session ends */
+	int64_t archive_retention_s; /* archives older than this are deleted (0: kept) */
 	/* executions */
 	int64_t max_output; /* per stream, bytes */
 	int max_running;    /* concurrent executions in the whole daemon */

@@ -19,6 +19,7 @@ core_libsbxd_la_SOURCES = \
 	core/recovery.c core/recovery.h \
 	core/quotas.c core/quotas.h \
 	core/relay.c core/relay.h \
+	core/archive.c core/archive.h \
 	core/keys.c core/keys.h core/api_keys.c \
 	core/api.h core/api_common.c core/api_health.c core/api_sessions.c \
 	core/api_executions.c core/api_templates.c core/api_files.c

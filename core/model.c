@@ -174,6 +174,17 @@ json_t *model_session_view(struct server *srv, const json_t *rec)
 	json_object_set_new(v, "dependencies", get_or_null(rec, "dependencies"));
 	json_object_set_new(v, "timeout", get_or_null(rec, "timeout"));
 	json_object_set_new(v, "error_message", get_or_null(rec, "failure_reason"));
+	{
+		const json_t *a = json_object_get(rec, "workspace_archive");
+		json_object_set_new(v, "workspace_archive",
+				    json_is_object(a)
+					? json_pack("{s:O?, s:o, s:O?}", "size",
+						    json_object_get(a, "size"), "created_at",
+						    services_iso(json_object_get(a, "created_at")),
+						    "error", json_object_get(a, "error"))
+					: json_null());
+	}
+	json_object_set_new(v, "restored_from", get_or_null(rec, "restored_from"));
 	json_object_set_new(v, "created_at", services_iso(json_object_get(rec, "created_at")));
 	json_object_set_new(v, "updated_at", services_iso(json_object_get(rec, "updated_at")));
 	json_object_set_new(v, "completed_at", services_iso(json_object_get(rec, "completed_at")));

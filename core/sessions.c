@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "archive.h"
 #include "execs.h"
 #include "log.h"
 #include "metrics.h"
@@ -19,6 +20,7 @@
 #include "sessions.h"
 
 struct sessions_svc {
+	int64_t expired_at; /* monotonic ms of the last archive retention pass */
 	pthread_t reaper;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -330,6 +332,7 @@ int sessions_create(struct server *srv, const json_t *principal, const json_t *b
 	unsigned char tok[16];
 	char token[40];
 	struct quota_cfg quota;
+	char restore_key[512] = "", restore_src[72] = "";
 	const char *tenant = json_string_value(json_object_get(principal, "tenant"));
 	int rc, locked = 0;
 
@@ -350,6 +353,35 @@ int sessions_create(struct server *srv, const json_t *principal, const json_t *b
 		snprintf(id, sizeof id, "%s", cid);
 	} else
 		services_new_id("sess-", id, sizeof id);
+	v = json_object_get(body, "restore_from");
+	if (v && !json_is_null(v)) {
+		json_t *src = NULL;
+		const char *key;
+		if (!model_valid_id(json_string_value(v)))
+			return sbx_err_set(err, SBX_E_INVALID, "restore_from must be a session id");
+		if (!srv->storage)
+			return sbx_err_set(
+			    err, SBX_E_INVALID,
+			    "restore_from needs a storage plugin; none is configured");
+		rc = sessions_get(srv, tenant, 0, json_string_value(v), &src, err);
+		if (rc < 0)
+			return sbx_err_set(err, SBX_E_INVALID,
+					   "restore_from: session '%.64s' not found",
+					   json_string_value(v));
+		key = json_string_value(
+		    json_object_get(json_object_get(src, "workspace_archive"), "key"));
+		if (!key) {
+			json_decref(src);
+			return sbx_err_set(
+			    err, SBX_E_INVALID,
+			    "restore_from: session '%.64s' has no workspace archive (it is "
+			    "archived when it ends)",
+			    json_string_value(v));
+		}
+		snprintf(restore_key, sizeof restore_key, "%s", key);
+		snprintf(restore_src, sizeof restore_src, "%s", json_string_value(v));
+		json_decref(src);
+	}
 	rc = templates_get(srv, tenant, 0, template_id, &tmpl, err);
 	if (rc < 0) {
 		if (-rc == SBX_E_NOTFOUND)
@@ -480,6 +512,27 @@ int sessions_create(struct server *srv, const json_t *principal, const json_t *b
 		rt->d.runtime->sandbox_destroy(rt->inst, handle, &e2);
 		goto out;
 	}
+	if (restore_key[0]) {
+		sbx_err_clear(err);
+		rc = archive_restore(srv, *out, restore_key, err);
+		if (rc < 0) {
+			char reason[SBX_ERR_MSG_MAX + 64];
+			sbx_err saved = *err;
+			snprintf(reason, sizeof reason, "restoring the workspace failed: %s",
+				 err->message);
+			sessions_finish(srv, id, "failed", reason, NULL, err);
+			json_decref(*out);
+			*out = NULL;
+			*err = saved;
+			goto out;
+		}
+		json_t *c = json_pack("{s:s}", "restored_from", restore_src), *again = NULL;
+		if (DB(srv)->session_update(DBI(srv), id, c, "running", &again, err) == 0) {
+			json_decref(*out);
+			*out = again;
+		}
+		json_decref(c);
+	}
 	metrics_counter_add(srv->metrics, "sbxd_sessions_created_total", NULL, 1);
 out:
 	if (locked)
@@ -494,8 +547,29 @@ out:
 	return rc;
 }
 
-int sessions_finish(struct server *srv, const char *id, const char *final_status,
-		    const char *reason, json_t **out, sbx_err *err)
+/* Archive a live session's workspace before its sandbox goes (best effort: a failure is
+ * logged and recorded on the session, it never keeps the session alive). */
+static void save_workspace(struct server *srv, const char *id, const json_t *rec)
+{
+	json_t *info = NULL, *c;
+	sbx_err e;
+
+	sbx_err_clear(&e);
+	if (archive_save(srv, rec, &info, &e) < 0) {
+		LOG_W("session=%s workspace not archived: %s", id, e.message);
+		c = json_pack("{s:{s:s}}", "workspace_archive", "error", e.message);
+	} else {
+		LOG_I("session=%s workspace archived: %s (%lld bytes)", id,
+		      json_string_value(json_object_get(info, "key")),
+		      (long long)json_integer_value(json_object_get(info, "size")));
+		c = json_pack("{s:o}", "workspace_archive", info);
+	}
+	DB(srv)->session_update(DBI(srv), id, c, NULL, NULL, &e);
+	json_decref(c);
+}
+
+static int finish(struct server *srv, const char *id, const char *final_status, const char *reason,
+		  int keep_workspace, json_t **out, sbx_err *err)
 {
 	json_t *rec = NULL, *changes = NULL;
 	const char *status;
@@ -527,6 +601,17 @@ int sessions_finish(struct server *srv, const char *id, const char *final_status
 		rc = DB(srv)->session_update(DBI(srv), id, changes, status, &updated, err);
 		json_decref(changes);
 		if (rc == 0) {
+			if (keep_workspace && srv->cfg.archive_workspace && srv->storage &&
+			    strcmp(status, "running") == 0 && strcmp(final_status, "failed") != 0) {
+				save_workspace(srv, id, rec);
+				if (out) { /* re-read: the archive info is part of the record */
+					json_t *again = NULL;
+					if (DB(srv)->session_get(DBI(srv), id, &again, err) == 0) {
+						json_decref(updated);
+						updated = again;
+					}
+				}
+			}
 			rt = server_runtime(
 			    srv, json_string_value(json_object_get(rec, "runtime_instance")));
 			if (rt && json_is_object(json_object_get(rec, "handle"))) {
@@ -554,11 +639,29 @@ int sessions_finish(struct server *srv, const char *id, const char *final_status
 	return rc;
 }
 
+int sessions_finish(struct server *srv, const char *id, const char *final_status,
+		    const char *reason, json_t **out, sbx_err *err)
+{
+	return finish(srv, id, final_status, reason, 1, out, err);
+}
+
 int sessions_delete(struct server *srv, const char *id, sbx_err *err)
 {
-	int rc = sessions_finish(srv, id, "terminated", NULL, NULL, err);
+	json_t *rec = NULL;
+	int rc = finish(srv, id, "terminated", NULL, 0, &rec, err);
+
 	if (rc < 0)
 		return rc;
+	/* a deleted session takes its workspace archive with it */
+	if (srv->storage &&
+	    json_is_string(json_object_get(json_object_get(rec, "workspace_archive"), "key"))) {
+		sbx_err e;
+		srv->storage->d.storage->del(srv->storage->inst,
+					     json_string_value(json_object_get(
+						 json_object_get(rec, "workspace_archive"), "key")),
+					     &e);
+	}
+	json_decref(rec);
 	return DB(srv)->session_delete(DBI(srv), id, err);
 }
 
@@ -624,6 +727,10 @@ static void *reaper_main(void *arg)
 		struct timespec dl;
 		pthread_mutex_unlock(&s->mu);
 		reap_once(srv);
+		if (services_mono_ms() - s->expired_at > 60000) {
+			archive_expire(srv);
+			s->expired_at = services_mono_ms();
+		}
 		pthread_mutex_lock(&s->mu);
 		clock_gettime(CLOCK_REALTIME, &dl);
 		dl.tv_sec += srv->cfg.reap_interval_ms / 1000;
