@@ -20,6 +20,8 @@ void api_session_list(struct req *r);
 void api_session_get(struct req *r);
 void api_session_terminate(struct req *r);
 void api_session_delete(struct req *r);
+/* archive.c */
+void api_session_archive(struct req *r);
 
 /* api_executions.c */
 void api_execute(struct req *r);

@@ -11,10 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "archive.h"
 #include "exec_client.h"
 #include "log.h"
+#include "http.h"
 #include "relay.h"
+#include "router.h"
+#include "sessions.h"
 #include "services.h"
 
 #define PREFIX             "workspaces/"
@@ -201,4 +205,126 @@ void archive_expire(struct server *srv)
 	if (deleted)
 		LOG_I("archive retention: deleted %d workspace archive(s) older than %lld s",
 		      deleted, (long long)srv->cfg.archive_retention_s);
+}
+
+/* ---- GET /api/v1/sessions/{id}/workspace-archive ------------------------------------ */
+
+struct dl_side {
+	struct server *srv;
+	char key[512];
+	struct relay *relay;
+};
+
+static void *storage_to_relay(void *arg)
+{
+	struct dl_side *d = arg;
+	sbx_err e;
+	int rc = d->srv->storage->d.storage->get(d->srv->storage->inst, d->key, relay_write_fn,
+						 d->relay, &e);
+	if (rc < 0)
+		LOG_W("archive download %s: %s", d->key, e.message);
+	relay_close(d->relay, rc < 0);
+	relay_unref(d->relay);
+	free(d);
+	return NULL;
+}
+
+struct dl_reader {
+	struct relay *relay;
+	struct MHD_Connection *conn;
+};
+
+static ssize_t dl_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct dl_reader *rd = cls;
+	(void)pos;
+	return relay_mhd_read(rd->relay, rd->conn, buf, max);
+}
+
+static void dl_free(void *cls)
+{
+	struct dl_reader *rd = cls;
+	relay_abort(rd->relay);
+	relay_unref(rd->relay);
+	free(rd);
+}
+
+void api_session_archive(struct req *r)
+{
+	struct server *srv = r->srv;
+	const struct sbx_storage_plugin *st;
+	json_t *sess = NULL, *meta = NULL;
+	const char *key;
+	struct dl_side *d;
+	struct dl_reader *rd;
+	struct MHD_Response *resp;
+	pthread_attr_t attr;
+	pthread_t t;
+	sbx_err err;
+	int rc;
+
+	sbx_err_clear(&err);
+	rc = sessions_get(srv, router_tenant(r), router_is_admin(r), r->param[0], &sess, &err);
+	if (rc < 0) {
+		http_reply_sbx(r, rc, &err, "Sandbox.SessionNotFound");
+		return;
+	}
+	key = json_string_value(json_object_get(json_object_get(sess, "workspace_archive"), "key"));
+	if (!key || !srv->storage) {
+		http_reply_error(r, 404, "Sandbox.ArchiveNotFound",
+				 "A session's workspace is archived when it ends.",
+				 "session '%s' has no workspace archive", r->param[0]);
+		goto out;
+	}
+	st = srv->storage->d.storage;
+	if (st->head(srv->storage->inst, key, &meta, &err) < 0) {
+		http_reply_sbx(r, -(err.code ? err.code : SBX_E_UNAVAILABLE), &err,
+			       "Sandbox.ArchiveNotFound");
+		goto out;
+	}
+	if (SBX_HAS_MEMBER(st, struct sbx_storage_plugin, presign_get)) {
+		char *url = NULL;
+		if (st->presign_get(srv->storage->inst, key, 300, &url, &err) == 0 && url) {
+			resp =
+			    MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+			MHD_add_response_header(resp, "Location", url);
+			free(url);
+			http_reply_response(r, 307, resp);
+			goto out;
+		}
+	}
+	d = calloc(1, sizeof *d);
+	rd = calloc(1, sizeof *rd);
+	if (!d || !rd || !(d->relay = relay_new(1u << 20))) {
+		free(d);
+		free(rd);
+		http_reply_error(r, 500, NULL, NULL, "out of memory");
+		goto out;
+	}
+	d->srv = srv;
+	snprintf(d->key, sizeof d->key, "%s", key);
+	rd->relay = d->relay;
+	rd->conn = r->conn;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, storage_to_relay, d) != 0) {
+		relay_unref(d->relay);
+		relay_unref(d->relay);
+		free(d);
+		free(rd);
+		pthread_attr_destroy(&attr);
+		http_reply_error(r, 503, NULL, NULL, "cannot start the download");
+		goto out;
+	}
+	pthread_attr_destroy(&attr);
+	resp = MHD_create_response_from_callback(
+	    json_is_integer(json_object_get(meta, "size"))
+		? (uint64_t)json_integer_value(json_object_get(meta, "size"))
+		: MHD_SIZE_UNKNOWN,
+	    65536, dl_read, rd, dl_free);
+	MHD_add_response_header(resp, "Content-Type", "application/x-tar");
+	http_reply_response(r, 200, resp);
+out:
+	json_decref(meta);
+	json_decref(sess);
 }

@@ -43,6 +43,7 @@ static const struct route routes[] = {
     {"POST", V1 "/sessions/{id}/terminate", api_session_terminate, R_USER},
     {"DELETE", V1 "/sessions/{id}", api_session_delete, R_USER},
 
+    {"GET", V1 "/sessions/{id}/workspace-archive", api_session_archive, R_READ},
     {"POST", V1 "/sessions/{id}/execute", api_execute, R_USER},
     {"POST", V1 "/executions/sessions/{id}/execute", api_execute, R_USER},
     {"POST", V1 "/sessions/{id}/execute-sync", api_execute_sync, R_USER},
