@@ -237,20 +237,13 @@ static int child_args(struct lx *lx, struct lx_child_args *a, const char *dir, c
 	static const char *const tops[] = {"bin", "lib", "lib64", "sbin"};
 	static char *const envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/workspace",
 				     "LANG=C.UTF-8", NULL};
-	static char *const argv[] = {"/opt/sbx/lib/ld-linux-x86-64.so.2",
-				     "--library-path",
-				     "/opt/sbx/lib",
-				     "/opt/sbx/bin/sbx-executor",
-				     "--socket",
-				     "/run/sbx/executor.sock",
-				     "--workspace",
-				     "/workspace",
-				     "--shims",
-				     "/opt/sbx/shims",
+	static char *const argv[] = {"/opt/sbx/lib/ld-linux-x86-64.so.2", "--library-path",
+				     "/opt/sbx/lib", "/opt/sbx/bin/sbx-executor", "--socket",
+				     "/run/sbx/executor.sock", "--workspace", "/workspace",
+				     "--shims", "/opt/sbx/shims",
 				     /* the core enforces server.max_upload; the workspace's size
 				      * limit bounds what the executor can store anyway */
-				     "--max-upload",
-				     "1099511627776"};
+				     "--max-upload", "1099511627776"};
 	const char *base = strcmp(root, "host") ? root : "";
 	struct rlimit nofile;
 	size_t i, n;
