@@ -123,7 +123,7 @@ int seccomp_build(struct lx *lx, sbx_err *err)
 			 SCMP_A0(SCMP_CMP_MASKED_EQ, bad_persona[i], bad_persona[i]))) < 0)
 			goto out;
 	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
-				   SCMP_A0(SCMP_CMP_EQ, AF_PACKET))) < 0 ||
+				   SCMP_A0(SCMP_CMP_EQ, AF_PACKET, 0))) < 0 ||
 	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
 				   SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW))) < 0 ||
 	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
