@@ -76,6 +76,7 @@ struct execs {
 	int n_running;
 	struct idle *idle; /* parked runner threads, most recently parked first */
 	int completing;    /* runners replying to waiters they took off a run */
+	int db_users;      /* runners inside a db call; execs_stop waits for none */
 	int n_threads;
 	pthread_t timer;
 	int stop;
@@ -383,6 +384,42 @@ static void check_sandbox(struct server *srv, const char *session_id)
 	json_decref(sess);
 }
 
+/* Runners reach the db only between db_enter and db_leave; once execs_stop has run, they
+ * may not (the db plugin is about to be destroyed), and the execution's result stays with
+ * the executor for the next start to collect. */
+static int db_enter(struct execs *x)
+{
+	int ok;
+	pthread_mutex_lock(&x->mu);
+	ok = !x->stop;
+	if (ok)
+		x->db_users++;
+	pthread_mutex_unlock(&x->mu);
+	return ok;
+}
+
+static void db_leave(struct execs *x)
+{
+	pthread_mutex_lock(&x->mu);
+	x->db_users--;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->mu);
+}
+
+/* Take the run out of the running table without touching the db (shutdown). */
+static void abandon_run(struct run *run)
+{
+	struct execs *x = run->srv->execs;
+	pthread_mutex_lock(&x->mu);
+	for (struct run **pp = &x->running; *pp; pp = &(*pp)->next)
+		if (*pp == run) {
+			*pp = run->next;
+			break;
+		}
+	x->n_running--;
+	pthread_mutex_unlock(&x->mu);
+}
+
 static void run_one(struct run *run)
 {
 	struct server *srv = run->srv;
@@ -392,6 +429,10 @@ static void run_one(struct run *run)
 	int rc;
 
 	log_set_request_id(run->id);
+	if (!db_enter(srv->execs)) {
+		abandon_run(run); /* stays pending: settled by the next start */
+		goto out;
+	}
 	changes = json_pack("{s:s, s:I, s:I}", "status", "running", "started_at",
 			    (json_int_t)started, "updated_at", (json_int_t)started);
 	rc = DB(srv)->execution_update(DBI(srv), run->id, changes, "pending", NULL, &err);
@@ -402,8 +443,10 @@ static void run_one(struct run *run)
 		    json_pack("{s:s, s:s}", "status", "crashed", "error_message", err.message);
 		finish_run(run, changes);
 		json_decref(changes);
+		db_leave(srv->execs);
 		goto out;
 	}
+	db_leave(srv->execs);
 	sbx_err_clear(&err);
 	rc = exec_client_execute(run->executor, run->request, run->timeout_ms + 30000,
 				 on_executor_event, run, &res, &err);
@@ -418,9 +461,13 @@ static void run_one(struct run *run)
 				    (json_int_t)now, "updated_at", (json_int_t)now);
 	} else
 		changes = result_changes(res, started, services_now_ms());
-	finish_run(run, changes);
-	if (rc < 0 && (err.code == SBX_E_UNAVAILABLE || err.code == SBX_E_TIMEOUT))
-		check_sandbox(srv, run->session_id);
+	if (db_enter(srv->execs)) {
+		finish_run(run, changes);
+		if (rc < 0 && (err.code == SBX_E_UNAVAILABLE || err.code == SBX_E_TIMEOUT))
+			check_sandbox(srv, run->session_id);
+		db_leave(srv->execs);
+	} else
+		abandon_run(run); /* the executor keeps the result for the next start */
 	metrics_observe(srv->metrics, "sbxd_execution_seconds", NULL,
 			(double)(services_mono_ms() - t0) / 1000.0);
 	json_decref(changes);
@@ -737,7 +784,7 @@ void execs_stop(struct server *srv)
 	}
 	/* Replies already being sent by runners must be queued before MHD stops. */
 	pthread_mutex_lock(&x->mu);
-	while (x->completing > 0)
+	while (x->completing > 0 || x->db_users > 0) /* and no runner inside the db */
 		pthread_cond_wait(&x->cv, &x->mu);
 	pthread_mutex_unlock(&x->mu);
 	if (x->timer_started)
