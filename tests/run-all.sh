@@ -5,7 +5,8 @@
 #   2. `make install` into PREFIX (default /usr/local), then the installed-SDK test (the
 #      example plugin built out of tree with `pkg-config sandbox-plugin`);
 #   3. the HTTP integration suite and the isolation probes (pytest) against the installed
-#      sbxd on the embedded default configuration;
+#      sbxd on the embedded default configuration, then the integration suite again on
+#      the production configuration (MariaDB + an S3 server, both started here);
 #   4. `make distcheck`;
 #   5. the sanitizer tier: a separate build (build-asan) with --enable-asan --enable-ubsan
 #      (gcc; LeakSanitizer on) and its `make check` (SKIP_SANITIZERS=1 skips it);
@@ -84,6 +85,21 @@ SBXD="$prefix/sbin/sbxd" SBXD_CONFIG="$prefix/etc/sandbox/sbxd.conf" \
 	/usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE \
 	--junitxml="$build/pytest.xml" tests/integration tests/security
 count_junit "$build/pytest.xml"
+
+say "HTTP integration suite under the production configuration (mariadbd + S3 server)"
+prod=$(mktemp -d /tmp/sbxd-prod.XXXXXX)
+if cfg=$(tests/production/services.sh start "$prod" "$prefix" 2>"$build/production-services.log"); then
+	SBXD="$prefix/sbin/sbxd" SBXD_CONFIG="$cfg" \
+		/usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE \
+		--junitxml="$build/pytest-production.xml" tests/integration
+	count_junit "$build/pytest-production.xml"
+else
+	echo "could not start mariadbd and the S3 server:"
+	cat "$build/production-services.log"
+	fail=$((fail + 1))
+fi
+tests/production/services.sh stop "$prod"
+rm -rf "$prod"
 
 if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then
 	say "make distcheck"
