@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <jansson.h>
 
 #define EXEC_VERSION       "1"
@@ -24,7 +25,8 @@
 #define EXEC_ENV_VALUE_MAX 32768
 #define EXEC_ID_MAX        128
 #define EXEC_PATH_MAX      4096
-#define EXEC_WATCH_MAX     8
+#define EXEC_WATCH_MAX     16
+#define ARCHIVE_MAX        4 /* GET/PUT /archive tar processes at a time */
 
 /* the base environment of every handler (HOME is the workspace); env entries override it */
 #define EXEC_BASE_PATH   "/usr/local/bin:/usr/bin:/bin"
@@ -43,6 +45,7 @@ struct execution {
 	json_t *session_id; /* owned or NULL */
 	long timeout_ms;
 	size_t max_output;
+	double artifacts_ms; /* spent on the two workspace walks and the hashing, for the log */
 	enum exec_state state;
 	json_t *result; /* owned once ST_DONE */
 	size_t result_bytes;
@@ -88,6 +91,8 @@ struct ctx {
 	char *python;
 	size_t max_output;
 	uint64_t max_upload;
+	uint64_t max_archive;
+	size_t max_artifacts; /* 0: no artifact reporting */
 	int preload_python;
 	int preload_javascript;
 	/* state */
@@ -97,6 +102,7 @@ struct ctx {
 	pthread_mutex_t lock; /* guards everything below */
 	pthread_cond_t queue_cond;
 	pthread_cond_t reap_cond;
+	pthread_cond_t watch_cond; /* broadcast by the reaper when a watched child exited */
 	struct execution *queue_head, *queue_tail;
 	int queued;
 	struct execution *running;
@@ -107,7 +113,8 @@ struct ctx {
 	int children;       /* > 0 once something was spawned */
 	int wake_r, wake_w; /* reaper -> runner: a watched child exited */
 	struct zygote py;
-	struct idle_node js; /* the next javascript execution's process */
+	struct idle_node js;             /* the next javascript execution's process */
+	pid_t archive_pids[ARCHIVE_MAX]; /* running tar processes (archive.c), 0 = free slot */
 	int stopping;
 };
 
@@ -147,6 +154,9 @@ void *reaper_thread(void *arg);
 int reaper_watch(struct ctx *c, pid_t pid); /* call with c->lock held */
 void reaper_unwatch(struct ctx *c, pid_t pid);
 int reaper_reported(struct ctx *c, pid_t pid); /* call with c->lock held */
+/* 1 and *status once the watched pid's exit was recorded (the watch is released), else 0;
+ * call with c->lock held */
+int reaper_take(struct ctx *c, pid_t pid, int *status);
 
 /* procs.c: the process tree below the executor */
 int procs_kill_descendants(struct ctx *c, int keep_zygotes);
@@ -162,7 +172,8 @@ struct request {
 	char *body; /* POST /execute body being collected */
 	size_t body_len;
 	int body_too_big;
-	struct upload *up; /* PUT /files/content in progress (files.c) */
+	struct upload *up;  /* PUT /files/content in progress (files.c) */
+	struct archive *ar; /* GET or PUT /archive in progress (archive.c) */
 };
 
 /* files.c: the workspace files API; 0 = keep feeding the body, MHD result otherwise */
@@ -171,6 +182,30 @@ struct MHD_Response;
 struct upload;
 int files_handle(struct ctx *c, struct request *rq, const char *data, size_t *size);
 void files_upload_free(struct upload *u);
+
+/* walk.c: the workspace tree, never through a symlink. fn gets each entry's path relative to
+ * the workspace and lstat (it returns -1 to abort). Returns 0 when complete, 1 when the budget
+ * (entries, milliseconds) or a path longer than EXEC_PATH_MAX cut it short, -1 on failure
+ * (the workspace unreadable, or fn failed). Any thread. */
+typedef int (*walk_fn)(void *arg, const char *rel, const struct stat *st);
+int walk_workspace(struct ctx *c, size_t max_entries, double max_ms, walk_fn fn, void *arg);
+/* openat2 of rel ("" = the workspace) beneath the workspace, refusing every symlink */
+int walk_open(struct ctx *c, const char *rel, int flags);
+
+/* artifacts.c: what an execution created or changed in the workspace. artifacts_snapshot
+ * before the handler starts (NULL when --max-artifacts is 0); artifacts_report after the
+ * leftover kill adds "artifacts" and "artifacts_truncated" to result and frees before. Runner
+ * thread. artifacts_init once at start-up: 0 or -1 (libcrypto did not initialise). */
+struct snapshot;
+int artifacts_init(void);
+struct snapshot *artifacts_snapshot(struct ctx *c);
+void artifacts_report(struct ctx *c, struct snapshot *before, json_t *result);
+
+/* archive.c: GET and PUT /archive (tar of the workspace); 0 = keep feeding the body, MHD
+ * result otherwise. archive_release when the request ends (kills a tar still running). */
+struct archive;
+int archive_handle(struct ctx *c, struct request *rq, const char *data, size_t *size);
+void archive_release(struct archive *a);
 
 /* http.c */
 int http_reply(struct request *rq, unsigned int code, struct MHD_Response *resp);

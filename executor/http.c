@@ -1,7 +1,7 @@
 /*
- * The HTTP face of the executor (libmicrohttpd, one thread per connection): bearer-token
- * check, routing, request limits and validation, the streaming POST /execute response, and
- * one log line per request.
+ * The HTTP face of the executor (libmicrohttpd, one thread per connection, so that a content
+ * reader or an upload may block on its own pipe): bearer-token check, routing, request limits
+ * and validation, the streaming POST /execute response, and one log line per request.
  */
 #include "config.h"
 
@@ -218,6 +218,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 					   ? MHD_YES
 					   : MHD_NO;
 		}
+		if (strcmp(url, "/archive") == 0 && strcmp(method, "PUT") == 0) {
+			cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							 MHD_HTTP_HEADER_CONTENT_LENGTH);
+			if (cl && strtoull(cl, NULL, 10) > c->max_archive)
+				return http_error(rq, 413, "archive larger than %llu bytes",
+						  (unsigned long long)c->max_archive) == MHD_YES
+					   ? MHD_YES
+					   : MHD_NO;
+		}
 		if (strcmp(url, "/files/content") == 0 && strcmp(method, "PUT") == 0) {
 			cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							 MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -254,6 +263,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		rc = files_handle(c, rq, data, size);
 		if (rc == 0)
 			return MHD_YES;
+	} else if (strcmp(url, "/archive") == 0) {
+		rc = archive_handle(c, rq, data, size);
+		if (rc == 0)
+			return MHD_YES;
 	} else if (*size) {
 		*size = 0; /* a body nobody asked for */
 		return MHD_YES;
@@ -283,6 +296,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		rq->url ? rq->url : "?", rq->code, now_ms() - rq->t0,
 		toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
 	files_upload_free(rq->up);
+	archive_release(rq->ar);
 	free(rq->body);
 	free(rq->url);
 	free(rq);

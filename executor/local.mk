@@ -4,9 +4,10 @@
 noinst_PROGRAMS += executor/sbx-executor
 executor_sbx_executor_SOURCES = executor/main.c executor/http.c executor/request.c \
 	executor/registry.c executor/run.c executor/idlenode.c executor/zygote.c executor/zygote.h \
-	executor/reaper.c executor/procs.c executor/files.c executor/executor.h
-executor_sbx_executor_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(JANSSON_CFLAGS)
-executor_sbx_executor_LDADD = $(MHD_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS)
+	executor/reaper.c executor/procs.c executor/files.c executor/walk.c executor/artifacts.c \
+	executor/archive.c executor/executor.h
+executor_sbx_executor_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(JANSSON_CFLAGS) $(CRYPTO_CFLAGS)
+executor_sbx_executor_LDADD = $(MHD_LIBS) $(JANSSON_LIBS) $(CRYPTO_LIBS) $(PTHREAD_LIBS)
 
 EXECUTOR_SHIMS = executor/shims/python_zygote.py executor/shims/node_runner.js
 EXTRA_DIST += $(EXECUTOR_SHIMS) executor/mkbundle.sh executor/sbx-executor.in

@@ -46,7 +46,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: sbx-executor (--socket PATH | --listen HOST:PORT --token-file FILE)\n"
 		   "       [--workspace DIR] [--shims DIR] [--python PATH] [--max-output BYTES]\n"
-		   "       [--max-upload BYTES] [--preload python|javascript]\n"
+		   "       [--max-upload BYTES] [--max-archive BYTES] [--max-artifacts N]\n"
+		   "       [--preload python|javascript]\n"
 		   "See docs/executor-protocol.md.\n");
 }
 
@@ -213,6 +214,8 @@ static int parse_args(struct ctx *c, int argc, char **argv)
 	    {"python", required_argument, NULL, 'p'},
 	    {"max-output", required_argument, NULL, 'o'},
 	    {"max-upload", required_argument, NULL, 'u'},
+	    {"max-archive", required_argument, NULL, 'a'},
+	    {"max-artifacts", required_argument, NULL, 'A'},
 	    {"preload", required_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -264,6 +267,22 @@ static int parse_args(struct ctx *c, int argc, char **argv)
 			}
 			c->max_upload = v;
 			break;
+		case 'a':
+			if (parse_size(optarg, 1, 1ull << 40, &v) < 0) {
+				fprintf(stderr,
+					"sbx-executor: --max-archive must be 1..2^40 bytes\n");
+				return -1;
+			}
+			c->max_archive = v;
+			break;
+		case 'A':
+			if (parse_size(optarg, 0, 100000, &v) < 0) {
+				fprintf(stderr,
+					"sbx-executor: --max-artifacts must be 0..100000\n");
+				return -1;
+			}
+			c->max_artifacts = (size_t)v;
+			break;
 		case 'P':
 			if (strcmp(optarg, "python") == 0) {
 				c->preload_python = 1;
@@ -300,6 +319,8 @@ int main(int argc, char **argv)
 	    .workspace = "/workspace",
 	    .max_output = 1 << 20,
 	    .max_upload = 100ull << 20,
+	    .max_archive = 1ull << 30,
+	    .max_artifacts = 1000,
 	    .ws_fd = -1,
 	    .wake_r = -1,
 	    .wake_w = -1,
@@ -332,6 +353,11 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&c.lock, NULL);
 	pthread_cond_init(&c.queue_cond, NULL);
 	pthread_cond_init(&c.reap_cond, NULL);
+	pthread_cond_init(&c.watch_cond, NULL);
+	if (artifacts_init() < 0) {
+		fprintf(stderr, "sbx-executor: libcrypto did not initialise\n");
+		goto out;
+	}
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
 		goto out;
 	c.wake_r = p[0];

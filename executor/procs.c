@@ -1,8 +1,8 @@
 /*
  * The process tree below the executor, read from /proc parent links. After every execution
- * (and on timeout) all descendants except the warm interpreters (python zygote, idle node) are
- * SIGKILLed, round after round, until none is left; a pidfd plus start time pins each target so
- * a recycled pid is never hit.
+ * (and on timeout) all descendants except the warm interpreters (python zygote, idle node) and
+ * the tar processes of /archive requests are SIGKILLed, round after round, until none is left;
+ * a pidfd plus start time pins each target so a recycled pid is never hit.
  * A cheap walk of /proc/PID/task/TID/children comes first; the full /proc scan runs when
  * that walk found anything (the common clean case costs a few reads, not one per process).
  */
@@ -162,22 +162,30 @@ static int children_of(pid_t pid, pid_t **v, size_t *n, size_t *cap)
 	return 0;
 }
 
-/* the warm interpreters the sweep spares: pids or 0 */
-static void kept(struct ctx *c, int keep_zygotes, pid_t keep[2])
+#define KEEP_MAX (2 + ARCHIVE_MAX)
+
+/* what the sweep after an execution spares (pids or 0): the warm interpreters and the tar
+ * processes of /archive requests, which are not the execution's; a shutdown spares nothing */
+static void kept(struct ctx *c, int keep_zygotes, pid_t keep[KEEP_MAX])
 {
 	pthread_mutex_lock(&c->lock);
 	keep[0] = keep_zygotes ? c->py.pid : 0;
 	keep[1] = keep_zygotes ? c->js.pid : 0;
+	for (int i = 0; i < ARCHIVE_MAX; i++)
+		keep[2 + i] = keep_zygotes ? c->archive_pids[i] : 0;
 	pthread_mutex_unlock(&c->lock);
 }
 
-static int is_kept(const pid_t keep[2], pid_t pid)
+static int is_kept(const pid_t keep[KEEP_MAX], pid_t pid)
 {
-	return pid > 0 && (pid == keep[0] || pid == keep[1]);
+	for (int i = 0; i < KEEP_MAX; i++)
+		if (pid > 0 && pid == keep[i])
+			return 1;
+	return 0;
 }
 
 /* one round of the cheap walk: kills what it finds; returns the count or -1 */
-static int walk_round(struct ctx *c, const pid_t keep[2])
+static int walk_round(struct ctx *c, const pid_t keep[KEEP_MAX])
 {
 	pid_t *v = NULL;
 	size_t n = 0, cap = 0;
@@ -212,7 +220,7 @@ static int full_rounds(struct ctx *c, int keep_zygotes)
 	struct proc *v = NULL;
 	size_t n, i;
 	int total = 0, round, live, changed;
-	pid_t keep[2];
+	pid_t keep[KEEP_MAX];
 
 	for (round = 0; round < 5000; round++) {
 		if (scan(&v, &n) < 0)
@@ -260,7 +268,7 @@ static int full_rounds(struct ctx *c, int keep_zygotes)
 int procs_kill_descendants(struct ctx *c, int keep_zygotes)
 {
 	int n;
-	pid_t keep[2];
+	pid_t keep[KEEP_MAX];
 
 	kept(c, keep_zygotes, keep);
 	n = walk_round(c, keep);

@@ -1,7 +1,8 @@
 /*
  * The reaper thread: waits for every child of the executor (handlers, the zygote, the idle
  * node, and the orphans re-parented to it as PID 1 or subreaper) so no zombie stays, and
- * reports the exit status and rusage of the few children a runner watches.
+ * reports the exit status and rusage of the few children a runner (or an archive's tar)
+ * watches.
  */
 #include "config.h"
 
@@ -42,6 +43,18 @@ int reaper_reported(struct ctx *c, pid_t pid)
 	return 0;
 }
 
+int reaper_take(struct ctx *c, pid_t pid, int *status)
+{
+	for (int i = 0; i < EXEC_WATCH_MAX; i++) {
+		if (c->watches[i].pid == pid && c->watches[i].done) {
+			*status = c->watches[i].status;
+			c->watches[i].pid = 0;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 void *reaper_thread(void *arg)
 {
 	struct ctx *c = arg;
@@ -79,6 +92,7 @@ void *reaper_thread(void *arg)
 				if (write(c->wake_w, "x", 1) < 0) {
 					/* pipe full: the runner is already due to look */
 				}
+				pthread_cond_broadcast(&c->watch_cond);
 			}
 		}
 		pthread_mutex_unlock(&c->lock);

@@ -247,10 +247,13 @@ void *registry_worker(void *arg)
 		retain_locked(c, e); /* takes over the queue's reference */
 		pthread_cond_broadcast(&e->cond);
 		fprintf(stderr,
-			"sbx-executor: execution id=%s lang=%s status=%s duration_ms=%.1f\n", e->id,
-			lang_name(e->lang), json_string_value(json_object_get(e->result, "status")),
+			"sbx-executor: execution id=%s lang=%s status=%s duration_ms=%.1f "
+			"artifacts=%zu artifacts_ms=%.2f\n",
+			e->id, lang_name(e->lang),
+			json_string_value(json_object_get(e->result, "status")),
 			json_number_value(
-			    json_object_get(json_object_get(e->result, "metrics"), "duration_ms")));
+			    json_object_get(json_object_get(e->result, "metrics"), "duration_ms")),
+			json_array_size(json_object_get(e->result, "artifacts")), e->artifacts_ms);
 		pthread_mutex_unlock(&c->lock);
 		free(line);
 	}

@@ -693,9 +693,10 @@ void run_execution(struct ctx *c, struct execution *e)
 	int pfd[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
 	int wfd[3];
 	const char *why = NULL;
+	struct snapshot *before = NULL;
 	json_t *env = NULL, *res;
 	char *input = NULL;
-	double started = now_ms(), t0 = 0, t1;
+	double started = now_ms(), t0 = 0, t1, ta;
 
 	r.cap[0].name = "stdout";
 	r.cap[1].name = "stderr";
@@ -712,6 +713,10 @@ void run_execution(struct ctx *c, struct execution *e)
 	registry_emit(
 	    c, e,
 	    json_pack("{s:s, s:s, s:I}", "type", "start", "id", e->id, "ts", (json_int_t)started));
+	/* before anything of the execution runs; not part of its duration_ms */
+	ta = mono_ms();
+	before = artifacts_snapshot(c);
+	e->artifacts_ms = mono_ms() - ta;
 	env = handler_env(c, e);
 	if (e->lang == LANG_JAVASCRIPT) {
 		input = node_job(c, e, env);
@@ -762,6 +767,11 @@ finish:
 		pthread_mutex_unlock(&c->lock);
 	}
 	res = make_result(&r, started, t0, t1, why);
+	/* after the leftover kill (in loop), so nothing of the execution still writes */
+	ta = mono_ms();
+	artifacts_report(c, before, res);
+	e->artifacts_ms += mono_ms() - ta;
+	json_object_set_new(res, "completed_at", json_integer((json_int_t)now_ms()));
 	for (int i = 0; i < 3; i++)
 		free(r.cap[i].data);
 	free(input);

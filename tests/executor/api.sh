@@ -1,7 +1,8 @@
 #!/bin/sh
 # sbx-executor end to end: the bundle from the build tree on a temporary Unix socket (not as
 # PID 1): handlers in python/javascript/shell, caps, timeouts, leftover processes, retained
-# results, the files API and its confinement, metrics, and the TCP listener's token.
+# results, the files API and its confinement, artifacts, the workspace archive, metrics, and
+# the TCP listener's token.
 . "${top_srcdir:-.}/tests/executor/lib.sh"
 
 command -v curl >/dev/null || { echo "1..0 # SKIP curl not installed"; exit 0; }
@@ -370,6 +371,235 @@ t "an upload over --max-upload is refused with 413" sh -c '
 	head -c 3000000 /dev/zero >"$2/big"
 	[ "$($1 -o /dev/null -w "%{http_code}" -X PUT --data-binary @"$2/big" "http://x/files/content?path=big")" = 413 ] && [ ! -e "$3/big" ]' \
 	_ "$F" "$T" "$WS"
+
+# ---- artifacts -----------------------------------------------------------------------------
+# art PATH: "size|mime_type|sha256" of that artifact of the last result, or "absent"
+art() { $PY -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+a = [x for x in r["artifacts"] if x["path"] == sys.argv[2]]
+print("%d|%s|%s" % (a[0]["size"], a[0]["mime_type"], a[0]["sha256"]) if a else "absent")' "$T/res" "$1"; }
+art_paths() { $PY -c 'import json, sys; print(" ".join(sorted(a["path"] for a in json.load(open(sys.argv[1]))["artifacts"])))' "$T/res"; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+printf 'old\n' >"$WS/art-mod.txt"
+printf 'same\n' >"$WS/art-keep.txt"
+printf 'bye\n' >"$WS/art-del.csv"
+run shell "mkdir -p art && printf '{\"k\": 1}' >art/new.json && printf 'more\n' >>art-mod.txt &&
+rm art-del.csv && ln -s '$T/outside' art/dir-link && ln -s '$T/outside/secret' art-file-link"
+t "an execution reports exactly the files it created or changed as artifacts" \
+	eq "$(field status)|$(art_paths)|$(field artifacts_truncated)" 'completed|art-mod.txt art/new.json|false'
+t "a created file's artifact has its size, mime type and sha256" \
+	eq "$(art art/new.json)" "8|application/json|$(sha "$WS/art/new.json")"
+t "a changed file's artifact has its new size, mime type and sha256" \
+	eq "$(art art-mod.txt)" "9|text/plain|$(sha "$WS/art-mod.txt")"
+t "an untouched file is not an artifact" eq "$(art art-keep.txt)" absent
+t "a deleted file is not an artifact" eq "$(art art-del.csv)" absent
+t "symlinks made by the handler are not reported, nor followed to what they name" \
+	eq "$(art art/dir-link)|$(art art-file-link)|$(art art/dir-link/secret)" 'absent|absent|absent'
+t "an artifact's modified_time is the file's mtime in epoch seconds" $PY -c '
+import json, os, sys
+a = [x for x in json.load(open(sys.argv[1]))["artifacts"] if x["path"] == "art-mod.txt"][0]
+assert abs(a["modified_time"] - os.stat(sys.argv[2]).st_mtime) < 0.001, a' "$T/res" "$WS/art-mod.txt"
+
+run python 'def handler(event):
+    open("plot.png", "wb").write(b"\x89PNG\r\n\x1a\n")
+    open("art-keep.txt", "r").read()
+    return 1'
+t "a python handler's new file is an artifact (png mime type), a file it only read is not" \
+	eq "$(art_paths)|$(art plot.png)" "plot.png|8|image/png|$(sha "$WS/plot.png")"
+run shell 'cat art-keep.txt >/dev/null'
+t "an execution that writes nothing has no artifacts" eq "$(field artifacts)|$(field artifacts_truncated)" '[]|false'
+run shell 'head -c 67108865 /dev/zero >huge.bin && printf x >small.bin'
+t "a file over 64 MiB is an artifact with sha256 null; a small one beside it is hashed" \
+	eq "$(art huge.bin)|$(art small.bin)" \
+	"67108865|application/octet-stream|None|1|application/octet-stream|$(sha "$WS/small.bin")"
+rm -f "$WS/huge.bin"
+
+# a second executor, on an empty workspace: the target of the archive restore, small limits
+WS2=$T/ws2
+SOCK2=$T/executor2.sock
+mkdir -p "$WS2"
+start_executor "$SOCK2" --socket "$SOCK2" --workspace "$WS2" --max-artifacts 5 --max-archive 1000000
+B_PID=$EXEC_PID
+
+# ---- workspace archive -----------------------------------------------------------------------
+A="curl -s --unix-socket $SOCK"
+A2="curl -s --unix-socket $SOCK2"
+listing() { (cd "$1" && find . -mindepth 1 -printf '%y %p %l\n' | LC_ALL=C sort && find . -type f -exec sha256sum {} + | LC_ALL=C sort -k 2); }
+hdrs=$($A -o "$T/ws.tar" -D - http://x/archive)
+t "GET /archive streams the workspace as application/x-tar" \
+	sh -c 'case "$1" in *" 200"*"Content-Type: application/x-tar"*) tar tf "$2" >/dev/null ;; *) false ;; esac' _ \
+	"$(printf %s "$hdrs" | tr -d '\r' | tr '\n' ' ')" "$T/ws.tar"
+t "the archive holds relative paths and keeps symlinks as symlinks" sh -c \
+	'tar tvf "$1" | grep -q "^l.* ./link-out -> $2/outside\$" && ! tar tf "$1" | grep -q "^/"' _ "$T/ws.tar" "$T"
+code=$($A2 -o "$T/res" -w '%{http_code}' -X PUT --data-binary @"$T/ws.tar" http://x/archive)
+t "PUT /archive into an empty workspace reports the files and bytes it now holds" \
+	eq "$code|$(field files)|$(field bytes)" \
+	"200|$(find "$WS" -type f | wc -l)|$(find "$WS" -type f -printf '%s\n' | awk '{s += $1} END {print s}')"
+listing "$WS" >"$T/list1"
+listing "$WS2" >"$T/list2"
+t "GET /archive then PUT /archive reproduces the tree (types, paths, link targets, checksums)" \
+	sh -c 'cmp -s "$1" "$2" && [ -s "$1" ] || { diff "$1" "$2" | head -n 10 | sed "s/^/# /"; false; }' _ \
+	"$T/list1" "$T/list2"
+
+# hostile archives, made with python's tarfile: '..' and absolute members, a member through a
+# symlink the same archive planted
+mktar() { $PY - "$@" <<'PYEOF'
+import io, sys, tarfile
+out, members = sys.argv[1], sys.argv[2:]
+with tarfile.open(out, "w") as t:
+    for m in members:
+        name, kind, val = m.split("|", 2)
+        ti = tarfile.TarInfo(name)
+        if kind == "link":
+            ti.type, ti.linkname = tarfile.SYMTYPE, val
+            t.addfile(ti)
+        else:
+            data = val.encode()
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+PYEOF
+}
+mktar "$T/dotdot.tar" 'fine-1.txt|file|ok' '../esc-dotdot|file|bad'
+code=$($A2 -o "$T/res" -w '%{http_code}' -X PUT --data-binary @"$T/dotdot.tar" http://x/archive)
+t "a '..' member writes nothing outside the workspace and the PUT is a 400 naming it" \
+	sh -c '[ "$1" = 400 ] && [ ! -e "$2/esc-dotdot" ] && [ -f "$3/fine-1.txt" ]' _ "$code" "$T" "$WS2"
+t "the 400 carries tar's message" has "$(field error)" "contains '..'"
+mktar "$T/abs.tar" "$T/esc-abs|file|bad"
+code=$($A2 -o "$T/res" -w '%{http_code}' -X PUT --data-binary @"$T/abs.tar" http://x/archive)
+t "an absolute member is extracted below the workspace (leading / stripped), not at its host path" \
+	sh -c '[ "$1" = 200 ] && [ ! -e "$2/esc-abs" ] && [ -f "$3$2/esc-abs" ]' _ "$code" "$T" "$WS2"
+mkdir -p "$T/outside2"
+mktar "$T/sym.tar" "planted|link|$T/outside2" 'planted/pwn|file|bad'
+code=$($A2 -o "$T/res" -w '%{http_code}' -X PUT --data-binary @"$T/sym.tar" http://x/archive)
+t "a member through a symlink planted by the same archive is not written outside (400)" \
+	sh -c '[ "$1" = 400 ] && [ ! -e "$2/outside2/pwn" ]' _ "$code" "$T"
+printf 'not a tar archive at all' >"$T/junk"
+t "a body that is not a tar archive is a 400" \
+	eq "$($A2 -o /dev/null -w '%{http_code}' -X PUT --data-binary @"$T/junk" http://x/archive)" 400
+
+head -c 1500000 /dev/urandom >"$T/big.bin"
+(cd "$T" && tar cf big.tar big.bin)
+t "a PUT /archive over --max-archive is refused with 413 and nothing is extracted" sh -c \
+	'[ "$($1 -o /dev/null -w "%{http_code}" -X PUT --data-binary @"$2/big.tar" http://x/archive)" = 413 ] && [ ! -e "$3/big.bin" ]' \
+	_ "$A2" "$T" "$WS2"
+t "a chunked PUT /archive over --max-archive is cut off with 413" eq \
+	"$($A2 -o /dev/null -w '%{http_code}' -X PUT -H 'Transfer-Encoding: chunked' --data-binary @"$T/big.tar" http://x/archive)" 413
+t "POST /archive is 405" eq "$($A2 -o /dev/null -w '%{http_code}' -X POST -d x http://x/archive)" 405
+
+# a restore in progress (tar waiting for the rest of the body) is not the execution's leftover:
+# it survives the kill after an execution, and dies with the executor
+mktar "$T/slow.tar" 'slow-1.txt|file|first' 'slow-2.txt|file|second'
+# slow_put SOCKET EXECUTOR_PID COMMAND: sends the first KiB of slow.tar, waits until the
+# executor's tar runs (its pid into $T/tar.pid), runs COMMAND, sends the rest; prints the status
+slow_put() { $PY - "$1" "$T/slow.tar" "$3" "$2" "$T/tar.pid" <<'PYEOF'
+import http.client, os, socket, subprocess, sys, time
+
+class UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost")
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+body = open(sys.argv[2], "rb").read()
+conn = UnixConnection(sys.argv[1])
+conn.putrequest("PUT", "/archive")
+conn.putheader("Content-Length", str(len(body)))
+conn.endheaders()
+conn.send(body[:1024])
+
+def tar_child(ppid):
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            st = open("/proc/%s/stat" % p).read()
+        except (OSError, ValueError):
+            continue
+        if st[st.index("(") + 1:st.rindex(")")] == "tar" and st[st.rindex(")") + 2:].split()[1] == ppid:
+            return p
+    return None
+
+for i in range(100):
+    pid = tar_child(sys.argv[4])
+    if pid:
+        open(sys.argv[5], "w").write(pid)
+        break
+    time.sleep(0.05)
+subprocess.run(["sh", "-c", sys.argv[3]], check=False)
+try:
+    conn.send(body[1024:])
+    print(conn.getresponse().status)
+except Exception as e:
+    print("no-response:", type(e).__name__)
+PYEOF
+}
+SOCK_SAVE=$SOCK
+SOCK=$SOCK2
+rm -f "$T/tar.pid"
+t "a PUT /archive in progress survives the leftover kill that follows an execution" eq \
+	"$(slow_put "$SOCK2" "$B_PID" "curl -s --unix-socket $SOCK2 --data-binary '{\"language\":\"shell\",\"code\":\"true\"}' http://x/execute >/dev/null")|$(cat "$WS2/slow-2.txt" 2>/dev/null)|$([ -s "$T/tar.pid" ] && echo tar-was-running)" \
+	'200|second|tar-was-running'
+
+# ---- artifact bound, and the artifacts' overhead (reported, not asserted) ---------------------
+run shell 'for i in 1 2 3 4 5 6 7 8; do echo "$i" >"many-$i.txt"; done'
+t "more new files than --max-artifacts: that many are reported and artifacts_truncated is set" \
+	eq "$(field artifacts_truncated)|$($PY -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["artifacts"]))' "$T/res")" \
+	'true|5'
+SOCK=$SOCK_SAVE
+
+rm -f "$T/tar.pid"
+slow_put "$SOCK2" "$B_PID" "kill -TERM $B_PID" >/dev/null
+tar_pid=$(cat "$T/tar.pid" 2>/dev/null)
+i=0
+while [ $i -lt 40 ] && [ -n "$tar_pid" ] && ! gone "$tar_pid"; do sleep 0.05; i=$((i + 1)); done
+tar_gone() { [ -n "$1" ] && gone "$1"; }
+t "a tar of /archive is killed on executor shutdown" tar_gone "$tar_pid"
+
+SOCK3=$T/executor3.sock
+mkdir -p "$T/ws3" "$T/nopath"
+PATH=$T/nopath "$BUNDLE/lib/ld-linux-x86-64.so.2" --library-path "$BUNDLE/lib" \
+	"$BUNDLE/bin/sbx-executor" --socket "$SOCK3" --workspace "$T/ws3" 2>>"$T/executor.log" &
+PIDS="$PIDS $!"
+i=0
+while [ $i -lt 100 ] && ! curl -sf --unix-socket "$SOCK3" http://x/health >/dev/null 2>&1; do sleep 0.05; i=$((i + 1)); done
+code=$(curl -s -o "$T/res" -w '%{http_code}' --unix-socket "$SOCK3" http://x/archive)
+t "without tar in the image GET /archive is 501 naming the problem" \
+	eq "$code|$(field error | cut -c1-20)" '501|tar is not installed'
+code=$(curl -s -o "$T/res" -w '%{http_code}' --unix-socket "$SOCK3" -X PUT --data-binary @"$T/slow.tar" http://x/archive)
+t "without tar in the image PUT /archive is 501" eq "$code" 501
+
+# overhead, from the executor's log line (artifacts_ms: both walks, the diff and the hashing):
+# a shell `true` on an empty workspace and on one of 1000 files, and an execution writing 1000
+WS5=$T/ws5
+mkdir -p "$WS5"
+start_executor "$T/ovh.sock" --socket "$T/ovh.sock" --workspace "$WS5"
+SOCK=$T/ovh.sock
+# overhead TAG COUNT CODE: median artifacts_ms of COUNT executions of the shell CODE
+overhead() {
+	i=0
+	while [ $i -lt "$2" ]; do
+		i=$((i + 1))
+		run shell "$3" '{}' "{\"id\": \"ovh-$1-$i\"}"
+	done
+	sed -n "s/.*execution id=ovh-$1-[0-9]* .* artifacts_ms=\([0-9.]*\)\$/\1/p" "$T/executor.log" |
+		sort -n | sed -n "$(($2 / 2 + 1))p"
+}
+empty=$(overhead empty 15 true)
+mkdir -p "$WS5/d1" "$WS5/d2"
+i=0
+while [ $i -lt 1000 ]; do
+	printf 'file %d\n' $i >"$WS5/d$((i % 2 + 1))/f$i.txt"
+	i=$((i + 1))
+done
+full=$(overhead full 15 true)
+written=$(overhead written 5 'rm -rf n && mkdir n && for i in $(seq 1000); do echo "$i" >"n/$i.txt"; done')
+t "an execution writing 1000 files reports the 1000 of them" \
+	eq "$($PY -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["artifacts"]))' "$T/res")|$(field artifacts_truncated)" '1000|false'
+echo "# artifacts overhead per execution (median): empty workspace ${empty} ms; 1000 unchanged files ${full} ms; 1000 files written and hashed ${written} ms"
+SOCK=$SOCK_SAVE
 
 # ---- TCP listener with a token -------------------------------------------------------------
 port=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
