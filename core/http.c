@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,16 +356,28 @@ void http_reply_sbx(struct req *r, int status_code, const sbx_err *e, const char
 	http_reply_error(r, status, status == 404 ? not_found_code : NULL, NULL, "%s", msg);
 }
 
+/* Resume r's connection, unless its handler is still running on a worker: then the worker
+ * resumes it when the handler returns. Once resumed, MHD may finish and free r at any
+ * moment, so the worker must not read r after a completion it has not seen. */
+static void resume(struct req *r)
+{
+	int running = 1;
+
+	if (atomic_compare_exchange_strong(&r->handoff, &running, 2))
+		return;
+	MHD_resume_connection(r->conn);
+}
+
 void http_stream_start(struct req *r)
 {
 	r->state = ST_STREAMING;
-	MHD_resume_connection(r->conn);
+	resume(r);
 }
 
 void http_complete(struct req *r)
 {
 	r->state = ST_READY;
-	MHD_resume_connection(r->conn);
+	resume(r);
 }
 
 static void run_request(void *arg)
@@ -372,6 +385,7 @@ static void run_request(void *arg)
 	struct req *r = arg;
 
 	log_set_request_id(r->id);
+	atomic_store(&r->handoff, 1);
 	router_dispatch(r);
 	if (r->state == ST_STREAM_PREP && r->deferred && !r->stream_data) {
 		/* a handler on an upload route that does not stream: not expected */
@@ -380,7 +394,11 @@ static void run_request(void *arg)
 	if (!r->deferred) {
 		if (!r->resp)
 			http_reply_error(r, 500, NULL, NULL, "the handler produced no reply");
-		http_complete(r);
+		r->state = ST_READY;
+		atomic_store(&r->handoff, 0);
+		MHD_resume_connection(r->conn);
+	} else if (atomic_exchange(&r->handoff, 0) == 2) {
+		MHD_resume_connection(r->conn); /* completed while the handler ran */
 	}
 	log_set_request_id(NULL);
 }

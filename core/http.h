@@ -5,6 +5,7 @@
 #ifndef SBXD_HTTP_H
 #define SBXD_HTTP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,9 +28,10 @@ struct req {
 	json_t *principal; /* from auth, or NULL */
 	int64_t t0;        /* monotonic ms at arrival */
 	int state;
-	int deferred;      /* the handler will call http_complete() later */
-	const char *route; /* matched route pattern, for logs and metrics */
-	char *param[3];    /* path captures of the matched route ({id}, {path*}) */
+	int deferred;       /* the handler will call http_complete() later */
+	atomic_int handoff; /* http.c: 1 while a worker runs the handler, 2 if completed then */
+	const char *route;  /* matched route pattern, for logs and metrics */
+	char *param[3];     /* path captures of the matched route ({id}, {path*}) */
 	unsigned status;
 	struct MHD_Response *resp;
 	/* Streamed request bodies (uploads): set by the handler, called on MHD's thread. */
