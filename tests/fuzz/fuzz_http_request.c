@@ -1,8 +1,9 @@
 /*
  * libFuzzer target: one HTTP request through the daemon's real front end (core/http.c),
  * router, JSON validation and multipart parsing, with the real sqlite db plugin and no
- * runtime (nothing reaches a sandbox: session creation answers 503; the one fixture session,
- * "fz-ended", has ended, so execute and files requests are validated, then refused 409).
+ * runtime (nothing reaches a sandbox: session creation answers 503). Two fixture sessions:
+ * "fz-ended" has ended, so requests on it are validated, then refused 409; "fz-live" runs
+ * against a fake executor in this process, so uploads stream through MHD's post processor.
  * Body limits are the smallest allowed (4 KiB) so that 413 is reachable.
  *
  * Input: raw HTTP bytes. When they hold a header block ("\r\n\r\n"), its Content-Length
@@ -31,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,7 +64,8 @@ static void die(const char *what)
 	abort();
 }
 
-static void ensure_session(struct server *srv);
+static void ensure_session(struct server *srv, const char *id, int live);
+static void start_fake_executor(const char *path);
 
 static void thread_hook(void *arg, int init)
 {
@@ -138,7 +141,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	srv->db = db;
 	if (templates_seed(srv, &err) < 0)
 		die("cannot seed the templates");
-	ensure_session(srv);
+	snprintf(msg, sizeof msg, "%s/executor.sock", dir);
+	start_fake_executor(msg);
+	ensure_session(srv, "fz-ended", 0);
+	ensure_session(srv, "fz-live", 1);
 	if (quotas_start(srv) < 0 || execs_start(srv) < 0 || sessions_start(srv) < 0)
 		die("cannot start the services");
 	srv->pool = pool_new(srv->cfg.workers, thread_hook, srv);
@@ -146,6 +152,67 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		die("cannot start the HTTP server");
 	fuzz_srv = srv;
 	return 0;
+}
+
+/* The fake executor behind the live fixture session: MHD on a unix socket that drains
+ * every body and answers each endpoint of docs/executor-protocol.md with a fixed reply. */
+static enum MHD_Result fake_executor(void *cls, struct MHD_Connection *conn, const char *url,
+				     const char *method, const char *version,
+				     const char *upload_data, size_t *upload_data_size,
+				     void **con_cls)
+{
+	static const char result[] =
+	    "{\"type\":\"start\",\"id\":\"e-1\"}\n"
+	    "{\"type\":\"stdout\",\"data\":\"x\"}\n"
+	    "{\"type\":\"result\",\"status\":\"failed\",\"exit_code\":1,"
+	    "\"error_message\":\"fuzz\",\"stdout\":\"x\",\"stderr\":\"\"}\n";
+	static const char files[] = "{\"files\":[{\"name\":\"a\",\"path\":\"a\",\"size\":1,"
+				    "\"type\":\"file\",\"modified_time\":1.5}]}";
+	const char *body = "{}";
+	unsigned status = 200;
+	struct MHD_Response *resp;
+	enum MHD_Result rc;
+
+	(void)cls;
+	(void)version;
+	(void)upload_data;
+	if (!*con_cls) {
+		*con_cls = conn;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (strcmp(url, "/execute") == 0)
+		body = result;
+	else if (strcmp(url, "/files") == 0)
+		body = files;
+	else if (strcmp(url, "/files/content") == 0)
+		status = strcmp(method, "PUT") == 0 ? 201 : 200;
+	else if (strncmp(url, "/executions/", 12) == 0)
+		body = "{\"status\":\"running\"}";
+	else if (strcmp(url, "/health") != 0)
+		status = 404;
+	resp = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+	rc = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return rc;
+}
+
+static void start_fake_executor(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0)
+		die("cannot listen for the fake executor");
+	/* the daemon lives as long as the process: nothing to stop */
+	if (!MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
+			      NULL, NULL, fake_executor, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+			      MHD_OPTION_END))
+		die("cannot start the fake executor");
 }
 
 /* Case-insensitive: does the header line start with name (which ends in ':')? */
@@ -372,33 +439,45 @@ static void check_reply(const struct wire *w, const char *out, size_t len)
 	json_decref(j);
 }
 
-/* The one session there is: ended (status failed), so that execute, files and session
- * requests run their validation, then stop at "not running" (409) before any sandbox. */
-#define FUZZ_SESSION "fz-ended"
-
-static void ensure_session(struct server *srv)
+/* Two fixture sessions, restored after every input: "fz-ended" has ended (failed), so that
+ * requests on it are validated, then refused 409; "fz-live" runs, with the fake executor
+ * above as its executor, so that uploads go through MHD's post processor and executions,
+ * listings and downloads complete. */
+static void ensure_session(struct server *srv, const char *id, int live)
 {
-	json_t *rec = NULL;
+	json_t *rec = NULL, *chg;
 	int64_t now = services_now_ms();
+	char sock[512];
 	sbx_err err;
 
 	sbx_err_clear(&err);
-	if (srv->db->d.db->session_get(srv->db->inst, FUZZ_SESSION, &rec, &err) == 0) {
+	if (srv->db->d.db->session_get(srv->db->inst, id, &rec, &err) == 0) {
+		const char *st = json_string_value(json_object_get(rec, "status"));
+		if (live && (!st || strcmp(st, "running") != 0)) {
+			chg = json_pack("{s:s, s:n, s:n}", "status", "running", "completed_at",
+					"error_message");
+			srv->db->d.db->session_update(srv->db->inst, id, chg, NULL, NULL, &err);
+			json_decref(chg);
+		}
 		json_decref(rec);
 		return;
 	}
-	rec = json_pack(
-	    "{s:s, s:s, s:s, s:s, s:{s:f, s:i, s:i, s:i}, s:s, s:{s:s}, s:i, s:I, s:I,"
-	    " s:I, s:I, s:s, s:s, s:s, s:s}",
-	    "id", FUZZ_SESSION, "tenant", "default", "template_id", "shell-basic", "status",
-	    "failed", "resources", "cpu", 1.0, "memory_mb", 256, "disk_mb", 512, "max_processes",
-	    256, "image", "sandbox-template-shell-basic:latest", "env_vars", "A", "1", "timeout",
-	    300, "created_at", (json_int_t)now, "updated_at", (json_int_t)now, "last_activity_at",
-	    (json_int_t)now, "completed_at", (json_int_t)now, "template_runtime_type", "shell",
-	    "runtime_instance", "none", "runtime_type", "none", "error_message", "fuzz fixture");
+	snprintf(sock, sizeof sock, "%s/executor.sock", srv->cfg.data_dir);
+	rec = json_pack("{s:s, s:s, s:s, s:s, s:{s:f, s:i, s:i, s:i}, s:s, s:{s:s}, s:i, s:I, s:I,"
+			" s:I, s:s, s:s, s:s, s:{s:{s:s, s:s, s:s}}}",
+			"id", id, "tenant", "default", "template_id", "shell-basic", "status",
+			live ? "running" : "failed", "resources", "cpu", 1.0, "memory_mb", 256,
+			"disk_mb", 512, "max_processes", 256, "image",
+			"sandbox-template-shell-basic:latest", "env_vars", "A", "1", "timeout", 300,
+			"created_at", (json_int_t)now, "updated_at", (json_int_t)now,
+			"last_activity_at", (json_int_t)now, "template_runtime_type", "shell",
+			"runtime_instance", "none", "runtime_type", "none", "handle", "executor",
+			"unix_socket", sock, "url", "http://sandbox", "token", "fuzz");
+	if (!live)
+		json_object_set_new(rec, "completed_at", json_integer(now));
 	if (!rec || srv->db->d.db->session_insert(srv->db->inst, rec, &err) < 0) {
 		fprintf(stderr, "%s\n", err.message);
-		die("cannot insert the fixture session");
+		die("cannot insert a fixture session");
 	}
 	json_decref(rec);
 }
@@ -447,6 +526,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		usleep(100);
 	}
 	reset_templates(fuzz_srv);
-	ensure_session(fuzz_srv);
+	ensure_session(fuzz_srv, "fz-ended", 0);
+	ensure_session(fuzz_srv, "fz-live", 1);
 	return 0;
 }
