@@ -126,7 +126,8 @@ static struct snapshot *take(struct ctx *c)
 	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
 	s->started_ns = ns(&ts);
 	s->incomplete = walk_workspace(c, WALK_ENTRIES, WALK_MS, add_file, s) != 0;
-	qsort(s->v, s->n, sizeof(*s->v), by_path);
+	if (s->n > 1) /* an empty workspace has no array: qsort(NULL) is undefined */
+		qsort(s->v, s->n, sizeof(*s->v), by_path);
 	return s;
 }
 
