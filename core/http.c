@@ -486,7 +486,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		}
 		r->stream_primed = 1;
 		if (n == 0) {
-			if (r->stream_dead || r->stream_end(r)) {
+			/* a body that died without a reply still goes to the handler: a transfer
+			 * it started answers for it */
+			if ((r->stream_dead && r->resp) || r->stream_end(r)) {
 				r->state = ST_READY;
 				if (!r->resp)
 					http_reply_error(r, 500, NULL, NULL,

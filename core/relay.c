@@ -101,7 +101,7 @@ void relay_close(struct relay *r, int error)
 {
 	pthread_mutex_lock(&r->mu);
 	r->closed = 1;
-	r->error = error;
+	r->error = r->error || error; /* a clean close after a failed one stays failed */
 	wake_reader(r);
 	pthread_mutex_unlock(&r->mu);
 }
