@@ -5,6 +5,7 @@
 # installed embedded-default configuration with db = mariadb and storage = minio.
 #   tests/production/services.sh start DIR [PREFIX]    (prints the config path)
 #   tests/production/services.sh stop DIR
+#   tests/production/services.sh db-stop DIR / db-start DIR   (restart MariaDB alone)
 set -u
 cmd=${1:?start|stop}
 dir=${2:?directory}
@@ -26,10 +27,40 @@ stop() {
 	done
 }
 
-if [ "$cmd" = stop ]; then
+db_start() { # DIR/db.port holds the port; same datadir, same port
+	mariadbd --no-defaults $user_opt --datadir="$dir/mariadb/data" --socket="$dir/mariadb/sock" \
+		--bind-address=127.0.0.1 --port="$(cat "$dir/db.port")" --skip-name-resolve \
+		--max-allowed-packet=256M --log-error="$dir/mariadb/error.log" \
+		--pid-file="$dir/mariadb/mariadbd.pid" &
+	echo $! >"$dir/mariadb.pid"
+	for _ in $(seq 1 100); do
+		mariadb-admin --no-defaults --socket="$dir/mariadb/sock" -uroot ping >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "mariadbd did not start: see $dir/mariadb/error.log" >&2
+	return 1
+}
+user_opt=
+[ "$(id -u)" = 0 ] && user_opt=--user=mysql
+
+case "$cmd" in
+stop)
 	stop
 	exit 0
-fi
+	;;
+db-stop)
+	pid=$(cat "$dir/mariadb.pid")
+	kill "$pid"
+	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$pid" 2>/dev/null
+	rm -f "$dir/mariadb.pid"
+	exit 0
+	;;
+db-start)
+	db_start
+	exit $?
+	;;
+esac
 
 mkdir -p "$dir"
 chmod 711 "$dir"
@@ -38,24 +69,14 @@ trap 'stop' ERR
 # ---- MariaDB ---------------------------------------------------------------------------
 command -v mariadbd >/dev/null || { echo "mariadbd is not installed (apt-get install mariadb-server)" >&2; exit 1; }
 mkdir -p "$dir/mariadb"
-user_opt=
-if [ "$(id -u)" = 0 ]; then
-	chown mysql "$dir/mariadb"
-	user_opt=--user=mysql
-fi
+[ "$(id -u)" = 0 ] && chown mysql "$dir/mariadb"
 mariadb-install-db --no-defaults $user_opt --datadir="$dir/mariadb/data" \
 	--auth-root-authentication-method=normal --skip-test-db >"$dir/mariadb-install.log" 2>&1 ||
 	{ echo "mariadb-install-db failed: see $dir/mariadb-install.log" >&2; exit 1; }
 [ "$(id -u)" = 0 ] && chown -R mysql "$dir/mariadb"
 db_port=$(free_port)
-mariadbd --no-defaults $user_opt --datadir="$dir/mariadb/data" --socket="$dir/mariadb/sock" \
-	--bind-address=127.0.0.1 --port="$db_port" --skip-name-resolve --max-allowed-packet=256M \
-	--log-error="$dir/mariadb/error.log" --pid-file="$dir/mariadb/mariadbd.pid" &
-echo $! >"$dir/mariadb.pid"
-for _ in $(seq 1 100); do
-	mariadb-admin --no-defaults --socket="$dir/mariadb/sock" -uroot ping >/dev/null 2>&1 && break
-	sleep 0.1
-done
+echo "$db_port" >"$dir/db.port"
+db_start || { stop; exit 1; }
 pw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$pw" >"$dir/db.password"
 chmod 600 "$dir/db.password"
