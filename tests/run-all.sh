@@ -89,7 +89,7 @@ count_junit "$build/pytest.xml"
 say "HTTP integration suite under the production configuration (mariadbd + S3 server)"
 prod=$(mktemp -d /tmp/sbxd-prod.XXXXXX)
 if cfg=$(tests/production/services.sh start "$prod" "$prefix" 2>"$build/production-services.log"); then
-	SBXD="$prefix/sbin/sbxd" SBXD_CONFIG="$cfg" \
+	SBXD="$prefix/sbin/sbxd" SBXD_CONFIG="$cfg" SBXD_PROD_DIR="$prod" \
 		/usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE \
 		--junitxml="$build/pytest-production.xml" tests/integration
 	count_junit "$build/pytest-production.xml"
