@@ -420,6 +420,16 @@ static void abandon_run(struct run *run)
 	pthread_mutex_unlock(&x->mu);
 }
 
+/* Give back the running slot and the provisional thread slot execs_submit reserved. */
+static void release_slot(struct run *run)
+{
+	struct execs *x = run->srv->execs;
+	abandon_run(run);
+	pthread_mutex_lock(&x->mu);
+	x->n_threads--;
+	pthread_mutex_unlock(&x->mu);
+}
+
 static void run_one(struct run *run)
 {
 	struct server *srv = run->srv;
@@ -591,15 +601,7 @@ int execs_submit(struct server *srv, const json_t *session, const json_t *exec_r
 
 	rc = DB(srv)->execution_insert(DBI(srv), exec_rec, err);
 	if (rc < 0) {
-		pthread_mutex_lock(&x->mu);
-		for (struct run **pp = &x->running; *pp; pp = &(*pp)->next)
-			if (*pp == run) {
-				*pp = run->next;
-				break;
-			}
-		x->n_running--;
-		x->n_threads--;
-		pthread_mutex_unlock(&x->mu);
+		release_slot(run);
 		goto fail;
 	}
 	pthread_mutex_lock(&x->mu);
@@ -625,15 +627,7 @@ int execs_submit(struct server *srv, const json_t *session, const json_t *exec_r
 		/* settle the record through the normal path (pending → running not done) */
 		DB(srv)->execution_update(DBI(srv), run->id, c, "pending", NULL, err);
 		json_decref(c);
-		pthread_mutex_lock(&x->mu);
-		for (struct run **pp = &x->running; *pp; pp = &(*pp)->next)
-			if (*pp == run) {
-				*pp = run->next;
-				break;
-			}
-		x->n_running--;
-		x->n_threads--;
-		pthread_mutex_unlock(&x->mu);
+		release_slot(run);
 		rc = sbx_err_set(err, SBX_E_LIMIT, "cannot start an execution thread: %s",
 				 strerror(rc));
 		goto fail;

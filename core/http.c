@@ -403,6 +403,18 @@ static void run_request(void *arg)
 	log_set_request_id(NULL);
 }
 
+/* Suspend the connection and queue the request for a worker (MHD's thread). */
+static void hand_to_worker(struct server *srv, struct req *r, int state)
+{
+	r->state = state;
+	MHD_suspend_connection(r->conn);
+	if (pool_submit(srv->pool, run_request, r) < 0) {
+		MHD_resume_connection(r->conn);
+		http_reply_error(r, 503, NULL, NULL, "the server is shutting down");
+		r->state = ST_READY;
+	}
+}
+
 static int is_upload(const char *method, const char *url)
 {
 	return strcmp(method, "POST") == 0 && strstr(url, "/files/upload");
@@ -464,16 +476,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			r->state = ST_READY;
 			return MHD_queue_response(conn, r->status, r->resp);
 		}
-		if (is_upload(method, url)) {
-			/* streamed: the handler sets up before any body byte is read */
-			r->state = ST_STREAM_PREP;
-			MHD_suspend_connection(conn);
-			if (pool_submit(srv->pool, run_request, r) < 0) {
-				MHD_resume_connection(conn);
-				http_reply_error(r, 503, NULL, NULL, "the server is shutting down");
-				r->state = ST_READY;
-			}
-		}
+		if (is_upload(method, url)) /* streamed: set up before any body byte is read */
+			hand_to_worker(srv, r, ST_STREAM_PREP);
 		return MHD_YES;
 	}
 	if (r->state == ST_STREAMING) {
@@ -552,13 +556,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		return MHD_YES;
 	}
 	if (r->state == ST_READING) {
-		r->state = ST_QUEUED;
-		MHD_suspend_connection(conn);
-		if (pool_submit(srv->pool, run_request, r) < 0) {
-			MHD_resume_connection(conn);
-			http_reply_error(r, 503, NULL, NULL, "the server is shutting down");
-			r->state = ST_READY;
-		}
+		hand_to_worker(srv, r, ST_QUEUED);
 		return MHD_YES;
 	}
 	if (r->state == ST_READY && r->resp)
