@@ -13,6 +13,8 @@
  *
  * CHANGELOG
  *   1.0  (2026-11) first stable ABI: header, lifecycle, core services, five kinds.
+ *        Header-only helpers (sbx_err_set, sbx_storage_key_check) are not ABI: they are
+ *        compiled into each module and may be added without a version bump.
  */
 #ifndef SANDBOX_PLUGIN_H
 #define SANDBOX_PLUGIN_H

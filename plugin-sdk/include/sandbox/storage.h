@@ -5,12 +5,52 @@
 #ifndef SANDBOX_STORAGE_H
 #define SANDBOX_STORAGE_H
 
+#include <string.h>
+
 #include <sandbox/core.h>
 #include <sandbox/plugin.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#define SBX_STORAGE_KEY_MAX 1024
+
+/*
+ * The key rules above, for modules to apply (header-only: nothing to link). A prefix
+ * (is_prefix != 0) may end in '/' or in the middle of a component; a key may not. Empty
+ * and "." components are refused too, since none of them names a distinct object.
+ * Returns 0, or -SBX_E_INVALID with err saying which rule the key breaks.
+ */
+static inline int sbx_storage_key_check(const char *key, int is_prefix, sbx_err *err)
+{
+	size_t len = key ? strlen(key) : 0;
+	const char *why = NULL;
+
+	if (len == 0 || len > SBX_STORAGE_KEY_MAX)
+		why = "must be 1..1024 bytes";
+	else if (key[0] == '/')
+		why = "must be relative (no leading '/')";
+	else if (strstr(key, ".."))
+		why = "must not contain \"..\"";
+	else if (strstr(key, "//"))
+		why = "must not contain empty components";
+	else if (strcmp(key, ".") == 0 || strncmp(key, "./", 2) == 0 || strstr(key, "/./") ||
+		 (!is_prefix && len >= 2 && strcmp(key + len - 2, "/.") == 0))
+		why = "must not contain \".\" components";
+	else if (!is_prefix && key[len - 1] == '/')
+		why = "must not end with '/'";
+	for (size_t i = 0; !why && i < len; i++) {
+		char c = key[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '/' || c == '-'))
+			why = "may only contain A-Z a-z 0-9 . _ / -";
+	}
+	if (why)
+		return sbx_err_set(err, SBX_E_INVALID, "storage key '%.64s%s' %s", key ? key : "",
+				   len > 64 ? "..." : "", why);
+	return 0;
+}
 
 /*
  * Threads: any core worker thread, concurrently; may block (bounded). Arguments borrowed,

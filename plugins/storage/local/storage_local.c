@@ -54,29 +54,7 @@ static int key_char(int c)
  */
 static int key_check(const char *key, int is_prefix, sbx_err *err)
 {
-	size_t len = key ? strlen(key) : 0;
-	const char *why = NULL;
-
-	if (len == 0 || len > KEY_MAX)
-		why = "must be 1..1024 bytes";
-	else if (key[0] == '/')
-		why = "must be relative (no leading '/')";
-	else if (strstr(key, ".."))
-		why = "must not contain \"..\"";
-	else if (strstr(key, "//"))
-		why = "must not contain empty components";
-	else if (strcmp(key, ".") == 0 || strncmp(key, "./", 2) == 0 || strstr(key, "/./") ||
-		 (!is_prefix && len >= 2 && strcmp(key + len - 2, "/.") == 0))
-		why = "must not contain \".\" components";
-	else if (!is_prefix && key[len - 1] == '/')
-		why = "must not end with '/'";
-	for (size_t i = 0; !why && i < len; i++)
-		if (!key_char((unsigned char)key[i]))
-			why = "may only contain A-Z a-z 0-9 . _ / -";
-	if (why)
-		return sbx_err_set(err, SBX_E_INVALID, "storage key '%.64s%s' %s", key ? key : "",
-				   len > 64 ? "..." : "", why);
-	return 0;
+	return sbx_storage_key_check(key, is_prefix, err);
 }
 
 /*
