@@ -559,8 +559,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		hand_to_worker(srv, r, ST_QUEUED);
 		return MHD_YES;
 	}
-	if (r->state == ST_READY && r->resp)
+	if (r->state == ST_READY && r->resp) {
+		/* replied before the body was read (an upload refused at set-up): the rest of
+		 * the body is discarded; MHD closes the connection after the reply */
+		*upload_data_size = 0;
 		return MHD_queue_response(conn, r->status, r->resp);
+	}
 	return MHD_YES;
 }
 
