@@ -27,3 +27,9 @@ TESTS += tests/plugins/storage_s3.sh
 EXTRA_DIST += tests/plugins/storage_s3.sh tests/plugins/storage_s3rver.js
 endif
 endif
+
+# The test installs s3rver (npm) into the build tree on first use; distclean removes it.
+clean-local: s3rver-clean-cache
+s3rver-clean-cache:
+	rm -rf tests/plugins/s3rver-cache
+.PHONY: s3rver-clean-cache
