@@ -32,12 +32,12 @@ int walk_open(struct ctx *c, const char *rel, int flags)
 }
 
 /* a stack of directories still to read, as paths relative to the workspace */
-struct todo {
+struct dirstack {
 	char **v;
 	size_t n, cap;
 };
 
-static int push(struct todo *t, const char *path)
+static int push(struct dirstack *t, const char *path)
 {
 	char *dup = strdup(path);
 
@@ -59,7 +59,7 @@ static int push(struct todo *t, const char *path)
 
 int walk_workspace(struct ctx *c, size_t max_entries, double max_ms, walk_fn fn, void *arg)
 {
-	struct todo t = {0};
+	struct dirstack t = {0};
 	char rel[EXEC_PATH_MAX + 1];
 	double t_end = mono_ms() + max_ms;
 	size_t seen = 0;
