@@ -1149,3 +1149,26 @@ def test_no_secret_in_logs_health_or_responses_after_a_run(secretd):
         assert s_ not in log, "a key secret appears in the daemon log (%s)" % d.log_path
     for v in DAEMON_ENV_SECRETS.values():
         assert v not in log
+
+
+# ---- workspace archives across tenants -----------------------------------------------------
+
+def test_another_tenant_can_neither_download_nor_restore_an_archive(A, B):
+    """Archive keys come from the session's own tenant and id, never from the client: tenant
+    B cannot read tenant A's archive nor start a session from it, whatever id it sends."""
+    r = A.post("/sessions", json={"template_id": "python-basic"})
+    assert r.status == 201, r
+    sid = r.body["id"]
+    ex = A.post("/sessions/%s/execute-sync" % sid, json={
+        "language": "shell", "code": "echo tenant-a-secret > /workspace/secret.txt"})
+    assert ex.status == 200, ex
+    r = A.post("/sessions/%s/terminate" % sid)
+    assert r.status == 200 and r.body["workspace_archive"]["size"] > 0, r
+    assert A.get("/sessions/%s/workspace-archive" % sid).status == 200
+    assert_error(B.get("/sessions/%s/workspace-archive" % sid), 404)
+    r = B.post("/sessions", json={"template_id": "python-basic", "restore_from": sid})
+    assert_error(r, 422)
+    for bad in ("../%s" % sid, "workspaces/tenant-a/%s.tar" % sid, sid + "/../x"):
+        r = B.post("/sessions", json={"template_id": "python-basic", "restore_from": bad})
+        assert_error(r, 422)
+    A.delete("/sessions/%s" % sid)
