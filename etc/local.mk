@@ -1,6 +1,7 @@
 # etc/: the embedded default configuration, with install paths substituted at build time.
 sysconfsbx_DATA = etc/sbxd.conf etc/sbxd-production.conf.example
 EXTRA_DIST += etc/sbxd.conf.in etc/sbxd-production.conf.in
+EXTRA_DIST += etc/images/build.sh etc/images/README.md
 CLEANFILES += etc/sbxd.conf etc/sbxd-production.conf.example
 etc/sbxd.conf: $(top_srcdir)/etc/sbxd.conf.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) etc && sed \
