@@ -1,0 +1,16 @@
+# plugins/runtime/kubernetes: sandboxes as pods through the Kubernetes API (libcurl), tested
+# against tests/plugins/k8s_standin.py, a stand-in API server (no real cluster runs here).
+if PLUGIN_runtime_kubernetes
+plugins_LTLIBRARIES += plugins/runtime/kubernetes/runtime_kubernetes.la
+plugins_runtime_kubernetes_runtime_kubernetes_la_SOURCES = \
+	plugins/runtime/kubernetes/k8s.h \
+	plugins/runtime/kubernetes/plugin.c \
+	plugins/runtime/kubernetes/config.c \
+	plugins/runtime/kubernetes/api.c \
+	plugins/runtime/kubernetes/objects.c
+plugins_runtime_kubernetes_runtime_kubernetes_la_CFLAGS = $(SBX_PLUGIN_CFLAGS) $(CURL_CFLAGS)
+plugins_runtime_kubernetes_runtime_kubernetes_la_LDFLAGS = $(SBX_PLUGIN_LINKFLAGS)
+plugins_runtime_kubernetes_runtime_kubernetes_la_LIBADD = $(CURL_LIBS) $(JANSSON_LIBS) \
+	$(PTHREAD_LIBS) -lm
+endif
+EXTRA_DIST += plugins/runtime/kubernetes/README.md
