@@ -7,12 +7,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -205,6 +207,99 @@ static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* Slots handed out from several processes on one state dir: each child process makes its
+ * own instance and `per` sandboxes at the same time as the others, and sends the handles
+ * back (one JSON line each). The sandboxes outlive the children. */
+static json_t *make_in_children(int children, int per)
+{
+	json_t *all = json_array();
+	pid_t pids[8];
+	int fds[8], c, k;
+
+	for (c = 0; c < children; c++) {
+		int pfd[2];
+
+		if (pipe(pfd) < 0)
+			return all;
+		if ((pids[c] = fork()) == 0) {
+			sbx_err cerr;
+			void *ci;
+
+			close(pfd[0]);
+			ci = new_instance(NULL, &cerr);
+			for (k = 0; ci && k < per; k++) {
+				json_t *h = make(ci, "sandbox-template-shell-basic:latest", 64, 8,
+						 32, &cerr);
+				char *line = h ? json_dumps(h, JSON_COMPACT) : NULL;
+				if (line && write(pfd[1], line, strlen(line)) >= 0)
+					(void)!write(pfd[1], "\n", 1);
+				else
+					dprintf(2, "# child create: %s\n", cerr.message);
+				free(line);
+				json_decref(h);
+			}
+			_exit(0);
+		}
+		close(pfd[1]);
+		fds[c] = pfd[0];
+	}
+	for (c = 0; c < children; c++) {
+		FILE *f = fdopen(fds[c], "r");
+		char line[4096];
+
+		while (f && fgets(line, sizeof line, f)) {
+			json_t *h = json_loads(line, 0, NULL);
+			if (h)
+				json_array_append_new(all, h);
+		}
+		if (f)
+			fclose(f);
+		if (pids[c] > 0)
+			waitpid(pids[c], NULL, 0);
+	}
+	return all;
+}
+
+/* Do the handles use distinct slots, each claimed on disk in its sandbox's name? */
+static int slots_distinct(const json_t *handles)
+{
+	char seen[4096] = {0}, p[1200], text[64];
+	const json_t *h;
+	size_t i;
+
+	json_array_foreach (handles, i, h) {
+		json_int_t n = json_integer_value(json_object_get(h, "slot"));
+		FILE *f;
+
+		if (n < 0 || n >= (json_int_t)sizeof seen || seen[n]++) {
+			diag("slot %lld handed out twice", (long long)n);
+			return 0;
+		}
+		snprintf(p, sizeof p, "%s/slots/%lld", state_dir, (long long)n);
+		text[0] = '\0';
+		if ((f = fopen(p, "r"))) {
+			if (!fgets(text, sizeof text, f))
+				text[0] = '\0';
+			fclose(f);
+		}
+		text[strcspn(text, "\n")] = '\0';
+		if (strcmp(text, json_string_value(json_object_get(h, "sandbox_id")) ?: "")) {
+			diag("slots/%lld holds '%s'", (long long)n, text);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
 }
 
 int main(void)
@@ -471,6 +566,126 @@ int main(void)
 	}
 	if (inst2)
 		rt->life.destroy(inst2);
+
+	/* Several processes on one state dir: slots are claimed on disk, never shared. */
+	{
+		void *i1 = new_instance(NULL, &err), *i2 = new_instance(NULL, &err);
+		json_t *hs = json_array(), *h;
+		int k, all_ok = 1;
+
+		/* two instances made before either creates: in-memory slots would collide */
+		for (k = 0; i1 && i2 && k < 4; k++) {
+			h = make(k % 2 ? i2 : i1, "sandbox-template-shell-basic:latest", 64, 8, 32,
+				 &err);
+			if (!h) {
+				diag("create: %s", err.message);
+				all_ok = 0;
+				break;
+			}
+			json_array_append_new(hs, h);
+		}
+		ok(all_ok && json_array_size(hs) == 4 && slots_distinct(hs),
+		   "two instances on one state dir hand out distinct slots, claimed on disk");
+		x = make_in_children(3, 3);
+		json_array_extend(hs, x);
+		ok(json_array_size(x) == 9 && slots_distinct(hs),
+		   "three processes creating at once on one state dir get distinct slots (%zu)",
+		   json_array_size(x));
+		json_decref(x);
+		all_ok = 1;
+		json_array_foreach (hs, i, h) {
+			st = NULL;
+			all_ok &= rt->sandbox_status(i1, h, &st, &err) == 0 &&
+				  !strcmp(json_string_value(json_object_get(st, "state")) ?: "",
+					  "running");
+			json_decref(st);
+		}
+		ok(all_ok, "one instance reads the status of sandboxes other processes made");
+		all_ok = 1;
+		json_array_foreach (hs, i, h) {
+			char p[1200];
+			snprintf(p, sizeof p, "%s/slots/%lld", state_dir,
+				 (long long)json_integer_value(json_object_get(h, "slot")));
+			/* (an init whose creating process exited is reaped by pid 1, or not) */
+			if (rt->sandbox_destroy(i % 2 ? i1 : i2, h, &err) < 0 || exists(p) ||
+			    !cgroup_gone(json_string_value(json_object_get(h, "sandbox_id")))) {
+				diag("destroy %zu: %s", i, err.message);
+				all_ok = 0;
+			}
+		}
+		ok(all_ok, "any instance destroys any sandbox of the state dir and frees its slot");
+		json_decref(hs);
+		st = NULL;
+		if (i1)
+			rt->life.destroy(i1);
+		if (i2)
+			rt->life.destroy(i2);
+	}
+
+	/* Stale claims: a sandbox directory that is gone, or a create whose process died. */
+	{
+		char sd[64], p[256], saved[64];
+		void *one;
+		json_t *h1 = NULL, *h2 = NULL;
+		int cfd;
+		const char *ghost = "lx-00000000000000000000000000000001\n";
+
+		memcpy(saved, state_dir, sizeof saved);
+		snprintf(sd, sizeof sd, "%.40s/stale", saved);
+		memcpy(state_dir, sd, sizeof sd);
+		mkdir(sd, 0711);
+		x = json_pack("{s:i}", "max_sessions", 1);
+		one = new_instance(x, &err);
+		json_decref(x);
+		snprintf(p, sizeof p, "%s/slots/0", sd);
+		write_text(p, ghost);
+		h1 = one ? make(one, "sandbox-template-shell-basic:latest", 64, 8, 32, &err) : NULL;
+		ok(h1 && json_integer_value(json_object_get(h1, "slot")) == 0,
+		   "a claim whose sandbox directory is gone is reclaimed (%s)",
+		   h1 ? "ok" : err.message);
+		h2 = one ? make(one, "sandbox-template-shell-basic:latest", 64, 8, 32, &err) : NULL;
+		ok(!h2 && err.code == SBX_E_LIMIT,
+		   "a live claim is not reclaimed: SBX_E_LIMIT (%s)", err.message);
+		if (h1)
+			rt->sandbox_destroy(one, h1, &err);
+		json_decref(h1);
+		json_decref(h2);
+
+		/* a create in progress: claim locked, no directory yet */
+		cfd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (cfd >= 0 && write(cfd, ghost, strlen(ghost)) > 0 && flock(cfd, LOCK_EX) == 0) {
+			h1 = one ? make(one, "sandbox-template-shell-basic:latest", 64, 8, 32, &err)
+				 : NULL;
+			ok(!h1 && err.code == SBX_E_LIMIT,
+			   "a claim locked by a create in progress is left alone (%s)",
+			   h1 ? "reclaimed" : err.message);
+			json_decref(h1);
+		} else
+			ok(0, "write a locked claim");
+		if (cfd >= 0)
+			close(cfd); /* its creator "dies": the lock goes */
+
+		/* ... which leaves a half-made directory (no sandbox.json) */
+		snprintf(p, sizeof p, "%s/sandboxes/lx-00000000000000000000000000000001", sd);
+		mkdir(p, 0711);
+		snprintf(p, sizeof p, "%s/sandboxes/lx-00000000000000000000000000000001/run", sd);
+		mkdir(p, 0755);
+		h1 = one ? make(one, "sandbox-template-shell-basic:latest", 64, 8, 32, &err) : NULL;
+		ok(h1 && !exists(p),
+		   "the claim of a create that died is reclaimed, its directory "
+		   "removed (%s)",
+		   h1 ? "ok" : err.message);
+		if (h1)
+			rt->sandbox_destroy(one, h1, &err);
+		json_decref(h1);
+		if (one)
+			rt->life.destroy(one);
+		memcpy(state_dir, saved, sizeof saved);
+		snprintf(p, sizeof p, "rm -rf %s", sd);
+		if (system(p) != 0)
+			diag("could not remove %s", sd);
+	}
+	x = NULL;
 
 	/* Latency */
 	for (i = 0; i < 10; i++) {

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <sandbox/core.h>
 #include <sandbox/runtime.h>
@@ -17,6 +18,8 @@
 #define LX_SANDBOX_UID      1000u
 #define LX_LOG_MAX          (4u << 20) /* executor.log is truncated beyond this */
 #define LX_READY_TIMEOUT_MS 10000
+#define LX_ID_LEN           35    /* "lx-" + 32 hex */
+#define LX_SLOTS_MAX        4096u /* the bound of max_sessions */
 
 enum lx_cg_mode { LX_CG_V1 = 1, LX_CG_V2 = 2 };
 
@@ -49,8 +52,16 @@ struct lx {
 	int cap_last_cap;
 	char node[256];
 
-	pthread_mutex_t lock; /* guards slots */
-	unsigned char *slots; /* max_sessions bytes: 1 = in use */
+	/* Slots are claimed on disk (slots.c): every process on the state dir sees them. */
+	char *slots_dir;           /* <state_dir>/slots */
+	int slots_lock_fd;         /* <state_dir>/slots/.lock: flock serialises removals */
+	pthread_mutex_t slot_lock; /* ... between this process's threads */
+
+	pthread_mutex_t lock; /* guards slot_next and kids */
+	unsigned slot_next;   /* where the next claim starts looking */
+	pid_t *kids;          /* max_sessions entries: sandbox inits this process spawned */
+	unsigned n_kids;
+	time_t kids_swept;
 };
 
 /* config.c */
@@ -135,6 +146,13 @@ unsigned long long spawn_start_time(pid_t pid);
 /* ready.c */
 int ready_wait(const struct lx *lx, const char *sock, pid_t pid, const char *log_path,
 	       sbx_err *err);
+
+/* slots.c: a claim is held (its lock_fd open) until the create returns; release and
+ * reclaim remove a claim only if it still names the sandbox. */
+int slot_id_valid(const char *id);
+int slots_init(struct lx *lx, sbx_err *err);
+int slot_claim(struct lx *lx, const char *id, int *lock_fd, sbx_err *err);
+void slot_release(struct lx *lx, int slot, const char *id);
 
 /* state.c */
 int state_save(const char *dir, const json_t *handle, sbx_err *err);

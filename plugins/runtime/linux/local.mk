@@ -12,7 +12,8 @@ plugins_runtime_linux_runtime_linux_la_SOURCES = \
 	plugins/runtime/linux/spawn.c \
 	plugins/runtime/linux/child.c \
 	plugins/runtime/linux/ready.c \
-	plugins/runtime/linux/state.c
+	plugins/runtime/linux/state.c \
+	plugins/runtime/linux/slots.c
 plugins_runtime_linux_runtime_linux_la_CFLAGS = $(SBX_PLUGIN_CFLAGS) $(SECCOMP_CFLAGS)
 plugins_runtime_linux_runtime_linux_la_LDFLAGS = $(SBX_PLUGIN_LINKFLAGS)
 plugins_runtime_linux_runtime_linux_la_LIBADD = $(SECCOMP_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS)

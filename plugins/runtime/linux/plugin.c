@@ -52,18 +52,6 @@ static unsigned long locked_flags(const char *path)
 	return statvfs(path, &sv) == 0 ? (sv.f_flag & LOCKED_FLAGS) : 0;
 }
 
-/* Ids are ours ("lx-" + 32 hex) before they are ever used in a path. */
-static int valid_id(const char *id)
-{
-	size_t i;
-	if (!id || strncmp(id, "lx-", 3) || strlen(id) != 35)
-		return 0;
-	for (i = 3; id[i]; i++)
-		if (!strchr("0123456789abcdef", id[i]))
-			return 0;
-	return 1;
-}
-
 /* Every ancestor of a directory the sandbox's root (a mapped, unprivileged id) must
  * traverse needs o+x. */
 static int traversable(const char *path, sbx_err *err)
@@ -100,33 +88,13 @@ static void lx_free(struct lx *lx)
 	free(lx->executor_dir);
 	json_decref(lx->images);
 	free(lx->bpf);
-	free(lx->slots);
+	free(lx->slots_dir);
+	if (lx->slots_lock_fd >= 0)
+		close(lx->slots_lock_fd);
+	free(lx->kids);
+	pthread_mutex_destroy(&lx->slot_lock);
 	pthread_mutex_destroy(&lx->lock);
 	free(lx);
-}
-
-static void recover_slots(struct lx *lx)
-{
-	DIR *d = opendir(lx->sbx_dir);
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		char *dir;
-		json_t *h;
-		json_int_t slot;
-
-		if (!valid_id(e->d_name) || !(dir = join(lx->sbx_dir, e->d_name)))
-			continue;
-		h = state_load(dir);
-		slot = json_integer_value(json_object_get(h, "slot"));
-		if (h && slot >= 0 && slot < (json_int_t)lx->max_sessions)
-			lx->slots[slot] = 1;
-		json_decref(h);
-		free(dir);
-	}
-	closedir(d);
 }
 
 static int lx_create(const struct sbx_core_api *core, const char *instance_name,
@@ -139,6 +107,8 @@ static int lx_create(const struct sbx_core_api *core, const char *instance_name,
 	if (!lx)
 		return sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
 	pthread_mutex_init(&lx->lock, NULL);
+	pthread_mutex_init(&lx->slot_lock, NULL);
+	lx->slots_lock_fd = -1;
 	lx->core = core;
 	lx->name = strdup(instance_name ? instance_name : "linux");
 	if ((rc = config_parse(lx, config, err)) < 0)
@@ -148,8 +118,8 @@ static int lx_create(const struct sbx_core_api *core, const char *instance_name,
 	if (!lx->executor_dir)
 		lx->executor_dir = strdup(SBX_EXECUTOR_DIR);
 	lx->sbx_dir = lx->state_dir ? join(lx->state_dir, "sandboxes") : NULL;
-	lx->slots = calloc(lx->max_sessions, 1);
-	if (!lx->name || !lx->state_dir || !lx->executor_dir || !lx->sbx_dir || !lx->slots) {
+	lx->kids = calloc(lx->max_sessions, sizeof *lx->kids);
+	if (!lx->name || !lx->state_dir || !lx->executor_dir || !lx->sbx_dir || !lx->kids) {
 		rc = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
 		goto fail;
 	}
@@ -162,7 +132,8 @@ static int lx_create(const struct sbx_core_api *core, const char *instance_name,
 	chmod(lx->state_dir, 0711);
 	chmod(lx->sbx_dir, 0711);
 	if ((rc = traversable(lx->sbx_dir, err)) < 0 || (rc = rootfs_etc(lx, err)) < 0 ||
-	    (rc = cgroup_detect(lx, err)) < 0 || (rc = seccomp_build(lx, err)) < 0)
+	    (rc = cgroup_detect(lx, err)) < 0 || (rc = seccomp_build(lx, err)) < 0 ||
+	    (rc = slots_init(lx, err)) < 0)
 		goto fail;
 	lx->cap_last_cap = 40;
 	if ((fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC)) >= 0) {
@@ -175,7 +146,6 @@ static int lx_create(const struct sbx_core_api *core, const char *instance_name,
 	}
 	if (gethostname(lx->node, sizeof lx->node) < 0 || !lx->node[0])
 		strcpy(lx->node, "local");
-	recover_slots(lx);
 	*inst = lx;
 	return 0;
 fail:
@@ -188,29 +158,48 @@ static void lx_destroy(void *inst)
 	lx_free(inst);
 }
 
-static int slot_take(struct lx *lx)
+/* The sandbox inits this process spawned stay its children whichever process destroys
+ * them: reap those that exited (at most once a second; the list is short). */
+static void kids_sweep(struct lx *lx, int force)
 {
+	time_t now = time(NULL);
 	unsigned i;
-	int slot = -1;
 
 	pthread_mutex_lock(&lx->lock);
-	for (i = 0; i < lx->max_sessions; i++)
-		if (!lx->slots[i]) {
-			lx->slots[i] = 1;
-			slot = (int)i;
+	if (force || now != lx->kids_swept) {
+		lx->kids_swept = now;
+		for (i = 0; i < lx->n_kids;)
+			if (waitpid(lx->kids[i], NULL, WNOHANG) != 0)
+				lx->kids[i] = lx->kids[--lx->n_kids];
+			else
+				i++;
+	}
+	pthread_mutex_unlock(&lx->lock);
+}
+
+static void kids_add(struct lx *lx, pid_t pid)
+{
+	pthread_mutex_lock(&lx->lock);
+	if (lx->n_kids < lx->max_sessions)
+		lx->kids[lx->n_kids++] = pid;
+	pthread_mutex_unlock(&lx->lock);
+}
+
+/* Reap a killed sandbox init if it is this process's child (waitpid fails at once with
+ * ECHILD otherwise: another process's sandbox is left to it to reap). */
+static void kids_reap(struct lx *lx, pid_t pid)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&lx->lock);
+	for (i = 0; i < lx->n_kids; i++)
+		if (lx->kids[i] == pid) {
+			lx->kids[i] = lx->kids[--lx->n_kids];
 			break;
 		}
 	pthread_mutex_unlock(&lx->lock);
-	return slot;
-}
-
-static void slot_release(struct lx *lx, json_int_t slot)
-{
-	if (slot < 0 || slot >= (json_int_t)lx->max_sessions)
-		return;
-	pthread_mutex_lock(&lx->lock);
-	lx->slots[slot] = 0;
-	pthread_mutex_unlock(&lx->lock);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
 }
 
 static int wants_python(const json_t *spec, const char *image, const json_t *entry)
@@ -360,7 +349,7 @@ static int lx_sandbox_create(void *inst, const json_t *spec, json_t **handle, sb
 	double cpu = num(res, "cpu", 1.0);
 	long mem = (long)num(res, "memory_mb", 512), disk = (long)num(res, "disk_mb", 1024);
 	long procs = (long)num(res, "max_processes", 128);
-	int slot, rc, cg = 0, dir_made = 0;
+	int slot = -1, claim_fd = -1, rc, cg = 0, dir_made = 0;
 	pid_t pid = -1;
 	json_t *h = NULL;
 	size_t i;
@@ -374,16 +363,16 @@ static int lx_sandbox_create(void *inst, const json_t *spec, json_t **handle, sb
 		    err, SBX_E_INVALID,
 		    "resources out of range (cpu > 0, memory_mb >= 16, disk_mb >= 1, "
 		    "max_processes >= 8)");
-	if ((slot = slot_take(lx)) < 0)
-		return sbx_err_set(err, SBX_E_LIMIT, "linux runtime: all %u sessions in use",
-				   lx->max_sessions);
-	if (lx->core->random_bytes(rnd, sizeof rnd) < 0) {
-		rc = sbx_err_set(err, SBX_E_INTERNAL, "random_bytes failed");
-		goto fail;
-	}
+	if (lx->core->random_bytes(rnd, sizeof rnd) < 0)
+		return sbx_err_set(err, SBX_E_INTERNAL, "random_bytes failed");
 	memcpy(id, "lx-", 3);
 	for (i = 0; i < sizeof rnd; i++)
 		snprintf(id + 3 + 2 * i, 3, "%02x", rnd[i]);
+	kids_sweep(lx, 0);
+	/* The claim stays locked (claim_fd) until this create has recorded or removed the
+	 * sandbox: no other process takes it for stale meanwhile. */
+	if ((slot = slot_claim(lx, id, &claim_fd, err)) < 0)
+		return slot;
 	snprintf(dir, sizeof dir, "%s/%s", lx->sbx_dir, id);
 	snprintf(log_path, sizeof log_path, "%s/executor.log", dir);
 	snprintf(sock, sizeof sock, "%s/run/executor.sock", dir);
@@ -435,6 +424,8 @@ static int lx_sandbox_create(void *inst, const json_t *spec, json_t **handle, sb
 		rc = sbx_err_set(err, SBX_E_UNAVAILABLE, "lock %s: %s", a.run, strerror(errno));
 		goto fail;
 	}
+	kids_add(lx, pid);
+	close(claim_fd);
 	*handle = h;
 	lx->core->log(lx->name, SBX_LOG_INFO, "event=sandbox_created sandbox=%s session=%s pid=%d",
 		      id, session ? session : "-", (int)pid);
@@ -455,7 +446,8 @@ fail:
 		cgroup_remove(lx, id);
 	if (dir_made)
 		rootfs_remove(dir);
-	slot_release(lx, slot);
+	slot_release(lx, slot, id);
+	close(claim_fd);
 	return rc;
 }
 
@@ -471,7 +463,7 @@ static int lx_sandbox_destroy(void *inst, const json_t *handle, sbx_err *err)
 	json_int_t slot = -1;
 	int ours;
 
-	if (!valid_id(id))
+	if (!slot_id_valid(id))
 		return sbx_err_set(err, SBX_E_INVALID, "not a linux runtime handle");
 	snprintf(dir, sizeof dir, "%s/%s", lx->sbx_dir, id);
 	/* The slot comes from our own record, not from the caller's copy. */
@@ -484,14 +476,14 @@ static int lx_sandbox_destroy(void *inst, const json_t *handle, sbx_err *err)
 		kill(pid, SIGKILL);
 	if (ours) {
 		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
+		kids_reap(lx, pid); /* a sandbox another process made is its child to reap */
 	}
 	cgroup_remove(lx, id);
 	if (rm_tree(dir) < 0)
 		return sbx_err_set(err, SBX_E_INTERNAL, "remove %s: %s", dir, strerror(errno));
+	/* After the directory: a claim without one is stale for every process. */
 	if (saved)
-		slot_release(lx, slot);
+		slot_release(lx, (int)slot, id);
 	lx->core->log(lx->name, SBX_LOG_INFO, "event=sandbox_destroyed sandbox=%s", id);
 	return 0;
 }
@@ -519,7 +511,7 @@ static int lx_sandbox_status(void *inst, const json_t *handle, json_t **status, 
 	const char *state = "running", *reason = NULL;
 	int oom;
 
-	if (!valid_id(id))
+	if (!slot_id_valid(id))
 		return sbx_err_set(err, SBX_E_INVALID, "not a linux runtime handle");
 	snprintf(dir, sizeof dir, "%s/%s", lx->sbx_dir, id);
 	snprintf(sock, sizeof sock, "%s/run/executor.sock", dir);
@@ -564,6 +556,7 @@ static int lx_sandbox_list(void *inst, json_t **handles, sbx_err *err)
 	struct dirent *e;
 	json_t *arr = json_array();
 
+	kids_sweep(lx, 0);
 	if (!arr || !d) {
 		json_decref(arr);
 		if (d)
@@ -575,7 +568,7 @@ static int lx_sandbox_list(void *inst, json_t **handles, sbx_err *err)
 		char dir[512];
 		json_t *h;
 
-		if (!valid_id(e->d_name))
+		if (!slot_id_valid(e->d_name))
 			continue;
 		snprintf(dir, sizeof dir, "%s/%s", lx->sbx_dir, e->d_name);
 		if ((h = state_load(dir)))

@@ -36,7 +36,8 @@ static int write_text(const char *dir, const char *name, const char *text, sbx_e
 	int fd;
 
 	snprintf(p, sizeof p, "%s/%s", dir, name);
-	snprintf(tmp, sizeof tmp, "%s.tmp", p);
+	/* per process: several processes may share the state dir and start together */
+	snprintf(tmp, sizeof tmp, "%s.tmp.%d", p, (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || (n && write(fd, text, n) != (ssize_t)n) || fchmod(fd, 0644) < 0) {
 		int e = errno;
