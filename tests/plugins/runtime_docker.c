@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -476,6 +478,48 @@ int main(void)
 		}
 	}
 
+	/* EACCES: a process that may not use the engine's socket (uid 65534, no group). */
+	{
+		char nsocks[] = "/tmp/docker-nobody-XXXXXX", msg[SBX_ERR_MSG_MAX] = "";
+		int pfd[2] = {-1, -1}, code = 0, wst = 0;
+		pid_t pid;
+
+		if (mkdtemp(nsocks) && chown(nsocks, 65534, 65534) == 0 && pipe(pfd) == 0 &&
+		    (pid = fork()) >= 0) {
+			if (pid == 0) {
+				void *ni = NULL;
+				json_t *cfg, *d = NULL;
+				char sd[64];
+				close(pfd[0]);
+				snprintf(sd, sizeof sd, "%s/s", nsocks);
+				cfg = json_pack("{s:s, s:s, s:s}", "host", host, "executor_dir",
+						exe_dir, "sockets_dir", sd);
+				if (setgroups(0, NULL) < 0 || setgid(65534) < 0 ||
+				    setuid(65534) < 0)
+					_exit(2);
+				if (rt->life.create(core, "dk-nobody", cfg, &ni, &err) == 0)
+					rt->health(ni, &d, &err);
+				if (write(pfd[1], &err.code, sizeof err.code) < 0 ||
+				    write(pfd[1], err.message, strlen(err.message)) < 0)
+					_exit(3);
+				_exit(0);
+			}
+			close(pfd[1]);
+			if (read(pfd[0], &code, sizeof code) == (ssize_t)sizeof code) {
+				ssize_t n = read(pfd[0], msg, sizeof msg - 1);
+				msg[n > 0 ? n : 0] = '\0';
+			}
+			close(pfd[0]);
+			waitpid(pid, &wst, 0);
+		}
+		ok(code == SBX_E_UNAVAILABLE && strstr(msg, "permission denied") &&
+		       strstr(msg, host),
+		   "no permission on the socket: SBX_E_UNAVAILABLE saying so (%s)", msg);
+		snprintf(path, sizeof path, "rm -rf '%s'", nsocks);
+		if (system(path) != 0)
+			diag("could not remove %s", nsocks);
+	}
+
 	inst = new_instance("dk-test", NULL, &err);
 	if (!ok(inst != NULL, "instance on the real engine (%s)", inst ? "ok" : err.message))
 		return tap_done();
@@ -697,6 +741,69 @@ int main(void)
 		   "their containers are gone");
 		json_decref(h1);
 		json_decref(h2);
+	}
+
+	/* The same engine over tcp:// with TLS client certificates. */
+	if (getenv("SBX_TEST_DOCKER_TLS_HOST") && getenv("SBX_TEST_DOCKER_TLS_DIR")) {
+		const char *th = getenv("SBX_TEST_DOCKER_TLS_HOST");
+		const char *td = getenv("SBX_TEST_DOCKER_TLS_DIR");
+		char ca[700], oca[700], cert[700], key[700];
+		void *ti;
+		json_t *th_h;
+
+		snprintf(ca, sizeof ca, "%s/ca.pem", td);
+		snprintf(oca, sizeof oca, "%s/other-ca.pem", td);
+		snprintf(cert, sizeof cert, "%s/client.pem", td);
+		snprintf(key, sizeof key, "%s/client-key.pem", td);
+		x = json_pack("{s:s, s:s, s:s, s:s}", "host", th, "tls_ca", ca, "tls_cert", cert,
+			      "tls_key", key);
+		ti = new_instance("dk-test", x, &err);
+		json_decref(x);
+		if (ok(ti != NULL, "instance on %s with TLS client certificates (%s)", th,
+		       ti ? "ok" : err.message)) {
+			x = NULL;
+			ok(rt->health(ti, &x, &err) == 0, "health over TLS (%s)", err.message);
+			json_decref(x);
+			th_h = make(ti, spec_new(image, 128), &err);
+			ok(th_h && health_ok(th_h),
+			   "a sandbox created over TLS answers /health (%s)",
+			   th_h ? "ok" : err.message);
+			ok(th_h && rt->sandbox_destroy(ti, th_h, &err) == 0 &&
+			       !inspect(cid_of(th_h)),
+			   "and is destroyed over TLS");
+			json_decref(th_h);
+			rt->life.destroy(ti);
+		}
+		x = json_pack("{s:s, s:s, s:s, s:s}", "host", th, "tls_ca", oca, "tls_cert", cert,
+			      "tls_key", key);
+		ti = new_instance("dk-tls-wrong-ca", x, &err);
+		json_decref(x);
+		if (ti) {
+			x = NULL;
+			ok(rt->health(ti, &x, &err) < 0 && err.code == SBX_E_UNAVAILABLE &&
+			       strstr(err.message, "TLS"),
+			   "a CA that did not sign the daemon's certificate: refused (%s)",
+			   err.message);
+			json_decref(x);
+			rt->life.destroy(ti);
+		} else {
+			ok(0, "instance with the wrong CA (%s)", err.message);
+		}
+		x = json_pack("{s:s, s:s}", "host", th, "tls_ca", ca);
+		ti = new_instance("dk-tls-no-cert", x, &err);
+		json_decref(x);
+		if (ti) {
+			x = NULL;
+			ok(rt->health(ti, &x, &err) < 0 && err.code == SBX_E_UNAVAILABLE &&
+			       strstr(err.message, "client certificate"),
+			   "no client certificate: the daemon refuses (%s)", err.message);
+			json_decref(x);
+			rt->life.destroy(ti);
+		} else {
+			ok(0, "instance without a client certificate (%s)", err.message);
+		}
+	} else {
+		printf("ok %d - # SKIP TLS: SBX_TEST_DOCKER_TLS_HOST/_DIR not set\n", ++tap_n);
 	}
 
 	/* The foreign container is untouched, and destroy refuses it. */

@@ -6,8 +6,9 @@
 #   top_srcdir=.. top_builddir=. ../tests/plugins/runtime_docker.sh
 #
 # With SBX_TEST_DOCKER_HOST set (unix://SOCK) that engine is used; otherwise a private
-# dockerd is started here (own data/exec roots, no iptables, no bridge) and stopped by PID
-# at exit. The test image sbxd-test-python:latest is made without a registry: a small root
+# dockerd is started here (own data/exec roots, no iptables, no bridge; also on
+# tcp://127.0.0.1:18100 with TLS client verification, certificates made here with openssl)
+# and stopped by PID at exit. The test image sbxd-test-python:latest is made without a registry: a small root
 # of the host's own files (merged /usr: python3 and its standard library, sh, tar, and the
 # shared libraries they need) imported with `docker import`. TAP on stdout.
 set -u
@@ -43,12 +44,42 @@ for t in dockerd docker docker-init python3 tar; do
 	fi
 done
 
+# TLS material for the engine's tcp:// listener: a CA, a server certificate for 127.0.0.1,
+# a client certificate, and a second CA that signed neither (the wrong-CA case).
+tls="$work/tls"
+mkcert() { # name cn ca-name ext
+	openssl req -new -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$tls/$1-key.pem" \
+		-out "$tls/$1.csr" 2>/dev/null &&
+		printf '%s\n' "$4" >"$tls/$1.ext" &&
+		openssl x509 -req -in "$tls/$1.csr" -CA "$tls/$3.pem" -CAkey "$tls/$3-key.pem" \
+			-CAcreateserial -days 2 -extfile "$tls/$1.ext" -out "$tls/$1.pem" 2>/dev/null
+}
+mkdir -p "$tls"
+cas_ok=yes
+for ca in ca other-ca; do
+	openssl req -x509 -new -newkey rsa:2048 -nodes -days 2 -subj "/CN=sbxd test $ca" \
+		-keyout "$tls/$ca-key.pem" -out "$tls/$ca.pem" 2>/dev/null || cas_ok=no
+done
+if [ $cas_ok = yes ] && mkcert server 127.0.0.1 ca "subjectAltName=IP:127.0.0.1
+extendedKeyUsage=serverAuth" && mkcert client sbxd ca "extendedKeyUsage=clientAuth"; then
+	chmod 0600 "$tls"/*-key.pem
+else
+	echo "# openssl could not make test certificates: TLS cases skipped"
+	tls=
+fi
+tls_port=${SBX_TEST_DOCKER_TLS_PORT:-18100}
+
 host=${SBX_TEST_DOCKER_HOST:-}
 if [ -z "$host" ]; then
 	mkdir -p "$work/dr" "$work/ex"
+	set --
+	if [ -n "$tls" ]; then
+		set -- -H "tcp://127.0.0.1:$tls_port" --tlsverify --tlscacert "$tls/ca.pem" \
+			--tlscert "$tls/server.pem" --tlskey "$tls/server-key.pem"
+	fi
 	dockerd --data-root "$work/dr" --exec-root "$work/ex" --pidfile "$work/dockerd.pid" \
 		--iptables=false --ip-masq=false --bridge=none \
-		-H "unix://$work/docker.sock" >"$work/dockerd.log" 2>&1 &
+		-H "unix://$work/docker.sock" "$@" >"$work/dockerd.log" 2>&1 &
 	pid=$!
 	i=0
 	until docker -H "unix://$work/docker.sock" version >/dev/null 2>&1; do
@@ -61,7 +92,11 @@ if [ -z "$host" ]; then
 		i=$((i + 1))
 	done
 	host="unix://$work/docker.sock"
-	echo "# private dockerd pid $pid on $host"
+	echo "# private dockerd pid $pid on $host${tls:+ and tcp://127.0.0.1:$tls_port (TLS)}"
+	if [ -n "$tls" ]; then
+		export SBX_TEST_DOCKER_TLS_HOST="tcp://127.0.0.1:$tls_port"
+		export SBX_TEST_DOCKER_TLS_DIR="$tls"
+	fi
 fi
 export DOCKER_HOST="$host"
 

@@ -73,6 +73,14 @@ static int transport_error(struct dk *dk, CURL *c, CURLcode cc, const char *meth
 		    "docker runtime '%s': %s does not exist: is dockerd running, and "
 		    "is 'host' right?",
 		    dk->name, dk->host);
+	if (!strncmp(dk->base_url, "https:", 6) &&
+	    (cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR || cc == CURLE_GOT_NOTHING))
+		return sbx_err_set(
+		    err, SBX_E_UNAVAILABLE,
+		    "docker runtime '%s': %s closed the TLS connection (%s): a daemon "
+		    "with --tlsverify needs a client certificate (tls_cert, tls_key) "
+		    "signed by its --tlscacert",
+		    dk->name, dk->host, curl_easy_strerror(cc));
 	if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
 	    cc == CURLE_GOT_NOTHING || cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR)
 		return sbx_err_set(err, SBX_E_UNAVAILABLE,
@@ -80,6 +88,13 @@ static int transport_error(struct dk *dk, CURL *c, CURLcode cc, const char *meth
 				   "is dockerd running?",
 				   dk->name, dk->host, curl_easy_strerror(cc), oserr ? ": " : "",
 				   oserr ? strerror((int)oserr) : "");
+	if (cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_PEER_FAILED_VERIFICATION ||
+	    cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_SSL_CIPHER)
+		return sbx_err_set(
+		    err, SBX_E_UNAVAILABLE,
+		    "docker runtime '%s': TLS with %s failed (%s): check tls_ca, "
+		    "tls_cert and tls_key against the daemon's --tlscacert/--tlscert",
+		    dk->name, dk->host, curl_easy_strerror(cc));
 	return sbx_err_set(err, SBX_E_UNAVAILABLE, "docker runtime '%s': %s %s on %s: %s", dk->name,
 			   method, path, dk->host, curl_easy_strerror(cc));
 }
