@@ -14,3 +14,14 @@ plugins_runtime_kubernetes_runtime_kubernetes_la_LIBADD = $(CURL_LIBS) $(JANSSON
 	$(PTHREAD_LIBS) -lm
 endif
 EXTRA_DIST += plugins/runtime/kubernetes/README.md
+
+if PLUGIN_runtime_kubernetes
+check_PROGRAMS += tests/plugins/runtime_kubernetes
+tests_plugins_runtime_kubernetes_SOURCES = tests/plugins/runtime_kubernetes.c
+tests_plugins_runtime_kubernetes_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)
+tests_plugins_runtime_kubernetes_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAGS)
+tests_plugins_runtime_kubernetes_LDADD = tests/plugins/libfakecore.la $(JANSSON_LIBS) \
+	$(CURL_LIBS) $(CRYPTO_LIBS) $(LTDL_LIBS) $(PTHREAD_LIBS)
+TESTS += tests/plugins/runtime_kubernetes.sh
+endif
+EXTRA_DIST += tests/plugins/runtime_kubernetes.sh tests/plugins/k8s_standin.py
