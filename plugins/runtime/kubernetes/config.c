@@ -76,7 +76,7 @@ static int has_space(const char *s)
 	return 0;
 }
 
-/* The first line of a small file, trimmed; NULL when unreadable or empty. */
+/* The contents of a small file, trimmed; NULL when unreadable, empty or cap bytes or more. */
 static char *read_small(const char *path, size_t cap)
 {
 	FILE *f = fopen(path, "re");
@@ -293,7 +293,9 @@ int token_get(struct k8s *k, int force, char *buf, size_t cap, sbx_err *err)
 		return 0;
 	pthread_mutex_lock(&k->lock);
 	if (force || !k->token || now - k->token_read_ms > (int64_t)k->token_reload_s * 1000) {
-		char *t = read_small(k->token_file, K8S_TOKEN_MAX);
+		char *t;
+		errno = 0;
+		t = read_small(k->token_file, K8S_TOKEN_MAX);
 		if (t && (has_space(t) || strlen(t) >= cap)) {
 			explicit_bzero(t, strlen(t));
 			free(t);

@@ -264,6 +264,12 @@ static int get_pod(struct k8s *k, const char *name, long *status, json_t **pod, 
 	return api_call(k, "GET", path, NULL, NULL, status, pod, err);
 }
 
+static void nap_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
 /* Watch the pod until it is ready; re-list (GET) when the watch is gone or ends. */
 static int wait_ready(struct wait *w, int64_t deadline, sbx_err *err)
 {
@@ -306,14 +312,11 @@ static int wait_ready(struct wait *w, int64_t deadline, sbx_err *err)
 			k->core->log(k->name, SBX_LOG_INFO,
 				     "event=watch_expired pod=%s rv=%s (re-listing)", w->name,
 				     w->rv);
+		else
+			nap_ms(
+			    50); /* the server ended the stream: do not spin if it keeps doing so */
 		relist = 1;
 	}
-}
-
-static void nap_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
 }
 
 static int executor_wait(struct k8s *k, const char *url, const char *token, int64_t deadline,
