@@ -1048,13 +1048,13 @@ static int dk_nodes(void *inst, json_t **nodes, sbx_err *err)
 				json_array_append(cached, t);
 	healthy = dk_health(dk, &hd, &herr) == 0;
 	json_decref(hd);
-	node = json_pack("{s:s, s:b, s:{s:I, s:I, s:I}, s:{s:f, s:I, s:I}, s:[], s:o, s:s, s:s}",
-			 "id", dk->node, "healthy", healthy, "capacity", "cpu",
+	node = json_pack("{s:s, s:b, s:{s:I, s:I, s:I}, s:{s:f, s:I, s:I}, s:[], s:o, s:s}", "id",
+			 dk->node, "healthy", healthy, "capacity", "cpu",
 			 json_integer_value(json_object_get(info, "NCPU")), "memory_mb",
 			 json_integer_value(json_object_get(info, "MemTotal")) / (1024 * 1024),
 			 "max_sessions", (json_int_t)dk->max_sessions, "allocated", "cpu", cpu,
 			 "memory_mb", (json_int_t)mem, "sessions", (json_int_t)n, "templates_warm",
-			 "images_cached", cached, "runtime", "docker", "host", dk->host);
+			 "images_cached", cached, "host", dk->host);
 	json_decref(info);
 	json_decref(list);
 	json_decref(imgs);
