@@ -10,6 +10,7 @@
 /* api_health.c */
 void api_health(struct req *r);
 void api_health_detailed(struct req *r);
+void api_nodes(struct req *r);
 void api_metrics(struct req *r);
 void api_openapi(struct req *r);
 void api_docs(struct req *r);

@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "execs.h"
+#include "leases.h"
 #include "model.h"
 #include "quotas.h"
 #include "router.h"
@@ -116,6 +117,7 @@ static json_t *submit(struct req *r)
 			"event", json_object_get(body, "event") ?: json_null(), "created_at",
 			(json_int_t)services_now_ms(), "updated_at", (json_int_t)services_now_ms(),
 			"started_at", "completed_at");
+	leases_stamp(srv, rec);
 	quotas_for(srv, r->principal, &quota);
 	rc = execs_submit(srv, sess, rec, env, quota.max_running_executions, &err);
 	if (rc < 0) {

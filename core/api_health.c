@@ -8,9 +8,12 @@
 
 #include "api.h"
 #include "execs.h"
+#include "leases.h"
 #include "metrics.h"
 #include "router.h"
 #include "services.h"
+#include "sessions.h"
+#include "warm.h"
 
 void api_health(struct req *r)
 {
@@ -75,12 +78,24 @@ void api_health_detailed(struct req *r)
 		json_array_append_new(plugins, c);
 	}
 	http_reply_json(r, healthy ? 200 : 503,
-			json_pack("{s:s, s:s, s:f, s:s, s:o, s:{s:i, s:i}}", "status",
-				  healthy ? "healthy" : "unhealthy", "version", PACKAGE_VERSION,
-				  "uptime", (double)(services_now_ms() - srv->started_ms) / 1000.0,
+			json_pack("{s:s, s:s, s:f, s:s, s:o, s:{s:i, s:i}, s:o, s:o, s:o}",
+				  "status", healthy ? "healthy" : "unhealthy", "version",
+				  PACKAGE_VERSION, "uptime",
+				  (double)(services_now_ms() - srv->started_ms) / 1000.0,
 				  "instance", srv->instance_id, "plugins", plugins, "executions",
 				  "running", execs_running(srv), "max_running",
-				  srv->cfg.max_running));
+				  srv->cfg.max_running, "replica", leases_detail(srv), "nodes",
+				  sessions_nodes(srv, NULL), "warm_pools", warm_detail(srv)));
+}
+
+void api_nodes(struct req *r)
+{
+	json_t *errors = json_array(), *nodes = sessions_nodes(r->srv, errors);
+
+	http_reply_json(r, 200,
+			json_pack("{s:o, s:I, s:o, s:o}", "items", nodes, "total",
+				  (json_int_t)json_array_size(nodes), "errors", errors,
+				  "warm_pools", warm_detail(r->srv)));
 }
 
 void api_metrics(struct req *r)

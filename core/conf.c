@@ -225,6 +225,7 @@ static const struct key server_keys[] = {
     K("shutdown_sandboxes", T_MODE, shutdown_destroy, 0, 0),
     K("shutdown_grace_s", T_INT, shutdown_grace_s, 0, 3600),
     K("cors_origins", T_STR, cors_origins, 0, 0),
+    K("replica_id", T_STR, replica_id, 0, 0),
     {NULL, 0, 0, 0, 0},
 };
 
@@ -235,6 +236,17 @@ static const struct key session_keys[] = {
     K("create_timeout_s", T_INT, create_timeout_s, 1, 3600),
     K("archive_workspace", T_BOOL, archive_workspace, 0, 1),
     K("archive_retention_s", T_I64, archive_retention_s, 0, 10LL * 365 * 86400),
+    K("max_lifetime_s", T_I64, max_lifetime_s, 0, 365LL * 86400),
+    K("probe_interval_ms", T_INT, probe_interval_ms, 100, 600000),
+    K("sync_interval_ms", T_INT, sync_interval_ms, 500, 3600000),
+    K("lease_ttl_ms", T_INT, lease_ttl_ms, 1000, 600000),
+    {NULL, 0, 0, 0, 0},
+};
+
+static const struct key pool_keys[] = {
+    K("size", T_INT, pool_size, 0, 64),
+    K("min", T_INT, pool_min, 0, 64),
+    K("max_idle_s", T_INT, pool_max_idle_s, 10, 7 * 86400),
     {NULL, 0, 0, 0, 0},
 };
 
@@ -505,6 +517,13 @@ static void set_defaults(struct config *cfg)
 	cfg->create_timeout_s = 60;
 	cfg->archive_workspace = 1;
 	cfg->archive_retention_s = 7 * 86400;
+	cfg->max_lifetime_s = 86400;
+	cfg->probe_interval_ms = 5000;
+	cfg->sync_interval_ms = 30000;
+	cfg->lease_ttl_ms = 15000;
+	cfg->pool_size = 0;
+	cfg->pool_min = -1; /* unset: follows size */
+	cfg->pool_max_idle_s = 3600;
 	cfg->max_output = 1 << 20;
 	cfg->max_running = 256;
 	/* generous per-tenant defaults: limits exist, and a single user never meets them */
@@ -549,6 +568,8 @@ int conf_load(struct config *cfg, const char *file, char *errbuf, size_t errlen)
 			load_group(cfg, s, exec_keys, &e);
 		else if (strcmp(name, "quotas") == 0)
 			load_group(cfg, s, quota_keys, &e);
+		else if (strcmp(name, "warm_pools") == 0)
+			load_group(cfg, s, pool_keys, &e);
 		else if (strcmp(name, "plugins") == 0)
 			load_plugins(cfg, s, &e);
 		else if (strcmp(name, "templates") == 0) {
@@ -559,14 +580,21 @@ int conf_load(struct config *cfg, const char *file, char *errbuf, size_t errlen)
 		} else
 			addf(&e, s,
 			     "%s: unknown key (expected server, sessions, executions, quotas, "
-			     "plugins, "
-			     "templates)",
+			     "warm_pools, plugins, templates)",
 			     name);
 	}
 	if (cfg->session_default_timeout > cfg->session_max_timeout)
 		addf(&e, config_lookup(&lc, "sessions.default_timeout"),
 		     "sessions.default_timeout: %d is larger than sessions.max_timeout (%d)",
 		     cfg->session_default_timeout, cfg->session_max_timeout);
+	if (cfg->pool_min < 0 || cfg->pool_min > cfg->pool_size)
+		cfg->pool_min = cfg->pool_size;
+	if (cfg->lease_ttl_ms < 3 * cfg->reap_interval_ms)
+		addf(&e, config_lookup(&lc, "sessions.lease_ttl_ms"),
+		     "sessions.lease_ttl_ms: %d must be at least 3 x sessions.reap_interval_ms "
+		     "(%d), "
+		     "or leases lapse between renewals",
+		     cfg->lease_ttl_ms, cfg->reap_interval_ms);
 	config_destroy(&lc);
 	return e.n ? -1 : 0;
 }
@@ -585,6 +613,7 @@ void conf_free(struct config *cfg)
 	free(cfg->data_dir);
 	free(cfg->plugins_dir);
 	free(cfg->cors_origins);
+	free(cfg->replica_id);
 	json_decref(cfg->templates);
 	memset(cfg, 0, sizeof *cfg);
 }

@@ -34,6 +34,7 @@ struct config {
 	int shutdown_destroy; /* destroy sandboxes on SIGTERM (else keep for re-adoption) */
 	int shutdown_grace_s;
 	char *cors_origins; /* NULL: CORS off */
+	char *replica_id;   /* names this replica in leases and records; default host:port */
 	/* sessions */
 	int session_default_timeout;
 	int session_max_timeout;
@@ -41,6 +42,14 @@ struct config {
 	int create_timeout_s;
 	int archive_workspace;       /* archive /workspace to storage when a session ends */
 	int64_t archive_retention_s; /* archives older than this are deleted (0: kept) */
+	int64_t max_lifetime_s;      /* a session ends this long after creation (0: never) */
+	int probe_interval_ms;       /* health probe of every live sandbox */
+	int sync_interval_ms;        /* state sync: orphans, work of dead replicas */
+	int lease_ttl_ms;            /* background-loop leases expire after this */
+	/* warm pools: defaults for templates that set none */
+	int pool_size;       /* ready sandboxes kept per template and node (0: no pool) */
+	int pool_min;        /* refill starts when fewer than this are ready */
+	int pool_max_idle_s; /* a pooled sandbox older than this is replaced */
 	/* executions */
 	int64_t max_output; /* per stream, bytes */
 	int max_running;    /* concurrent executions in the whole daemon */

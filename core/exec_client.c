@@ -235,6 +235,33 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 	return len;
 }
 
+int exec_client_health(const json_t *executor, long timeout_ms, sbx_err *err)
+{
+	struct sink k = {.max = 4096};
+	struct curl_slist *hdrs = NULL;
+	long code = 0;
+	CURLcode cc;
+	CURL *c = prepare(executor, "/health", timeout_ms, &hdrs, err);
+	int rc = 0;
+
+	if (!c)
+		return -err->code;
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &k);
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK)
+		rc = curl_fail(cc, "/health", err);
+	else if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code), code != 200)
+		rc = sbx_err_set(err, SBX_E_UNAVAILABLE, "the executor answered /health with %ld",
+				 code);
+	free(k.buf);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	return rc;
+}
+
 int exec_client_call(const json_t *executor, const char *method, const char *path_and_query,
 		     const void *body, size_t body_len, size_t max_bytes, long *status, char **out,
 		     size_t *out_len, sbx_err *err)

@@ -19,6 +19,9 @@ int exec_client_execute(const json_t *executor, const json_t *request, long time
 /* GET /executions/{id}: *result the retained result or {status: running}. NOTFOUND. */
 int exec_client_result(const json_t *executor, const char *id, json_t **result, sbx_err *err);
 
+/* GET /health within timeout_ms: 0 when the executor answers 200, else <0 with the cause. */
+int exec_client_health(const json_t *executor, long timeout_ms, sbx_err *err);
+
 /* A generic call for the files endpoints. method/path_and_query e.g. "GET",
  * "/files?path=x". body may be NULL. The response body (bounded by max_bytes) is returned
  * in *out (malloc'd) and its length in *out_len; *status is the HTTP status. */

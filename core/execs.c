@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "exec_client.h"
+#include "leases.h"
 #include "execs.h"
 #include "log.h"
 #include "metrics.h"
@@ -85,17 +86,6 @@ struct execs {
 
 #define DB(srv)  ((srv)->db->d.db)
 #define DBI(srv) ((srv)->db->inst)
-
-static void thread_plugins(struct server *srv, int init)
-{
-	for (size_t i = 0; i < srv->n_plugins; i++) {
-		const struct sbx_plugin *d = srv->plugins[i].d.any;
-		if (init && d->life.thread_init)
-			d->life.thread_init(srv->plugins[i].inst);
-		if (!init && d->life.thread_fini)
-			d->life.thread_fini(srv->plugins[i].inst);
-	}
-}
 
 /* ---- live event streams (SSE) ------------------------------------------------------ */
 
@@ -359,31 +349,6 @@ static void finish_run(struct run *run, json_t *changes)
 	json_decref(rec);
 }
 
-/* The executor stopped answering: if its sandbox is gone, the session fails now (rather
- * than at its timeout) with the runtime's reason. */
-static void check_sandbox(struct server *srv, const char *session_id)
-{
-	json_t *sess = NULL, *status = NULL;
-	struct plugin *rt;
-	sbx_err err;
-
-	if (DB(srv)->session_get(DBI(srv), session_id, &sess, &err) < 0)
-		return;
-	rt = server_runtime(srv, json_string_value(json_object_get(sess, "runtime_instance")));
-	if (rt && sessions_is_live(sess) &&
-	    rt->d.runtime->sandbox_status(rt->inst, json_object_get(sess, "handle"), &status,
-					  &err) == 0 &&
-	    strcmp(json_string_value(json_object_get(status, "state")) ?: "", "running") != 0) {
-		char reason[320];
-		snprintf(reason, sizeof reason, "the sandbox stopped: %s",
-			 json_string_value(json_object_get(status, "reason"))
-			     ?: json_string_value(json_object_get(status, "state")) ?: "unknown");
-		sessions_finish(srv, session_id, "failed", reason, NULL, &err);
-	}
-	json_decref(status);
-	json_decref(sess);
-}
-
 /* Runners reach the db only between db_enter and db_leave; once execs_stop has run, they
  * may not (the db plugin is about to be destroyed), and the execution's result stays with
  * the executor for the next start to collect. */
@@ -474,7 +439,7 @@ static void run_one(struct run *run)
 	if (db_enter(srv->execs)) {
 		finish_run(run, changes);
 		if (rc < 0 && (err.code == SBX_E_UNAVAILABLE || err.code == SBX_E_TIMEOUT))
-			check_sandbox(srv, run->session_id);
+			sessions_check_sandbox(srv, run->session_id);
 		db_leave(srv->execs);
 	} else
 		abandon_run(run); /* the executor keeps the result for the next start */
@@ -501,7 +466,7 @@ static void *runner(void *arg)
 	struct idle me = {.next = NULL};
 
 	pthread_cond_init(&me.cv, NULL);
-	thread_plugins(srv, 1);
+	services_thread_plugins(srv, 1);
 	while (run) {
 		struct timespec dl;
 		run_one(run);
@@ -532,7 +497,7 @@ static void *runner(void *arg)
 	pthread_mutex_lock(&x->mu);
 	x->n_threads--;
 	pthread_mutex_unlock(&x->mu);
-	thread_plugins(srv, 0);
+	services_thread_plugins(srv, 0);
 	pthread_cond_destroy(&me.cv);
 	return NULL;
 }
@@ -814,21 +779,24 @@ int execs_running(struct server *srv)
 	return n;
 }
 
-void execs_recover(struct server *srv)
+int execs_recover(struct server *srv)
 {
 	json_t *q, *page = NULL, *it;
-	size_t i;
+	size_t i, n;
 	sbx_err err;
-	int settled = 0;
+	int settled = 0, waiting = 0;
+	json_int_t kept = 0; /* live ones stay in the list: the next page starts after them */
 
-	q = json_pack("{s:[s,s], s:i, s:i}", "statuses", "pending", "running", "limit", 1000,
-		      "offset", 0);
+again:
+	q = json_pack("{s:[s,s], s:i, s:I}", "statuses", "pending", "running", "limit", 1000,
+		      "offset", kept);
 	if (DB(srv)->execution_list(DBI(srv), q, &page, &err) < 0) {
 		LOG_E("recovery: cannot list executions: %s", err.message);
 		json_decref(q);
-		return;
+		return waiting;
 	}
 	json_decref(q);
+	n = json_array_size(json_object_get(page, "items"));
 	json_array_foreach (json_object_get(page, "items"), i, it) {
 		const char *id = json_string_value(json_object_get(it, "id"));
 		const char *sid = json_string_value(json_object_get(it, "session_id"));
@@ -836,16 +804,26 @@ void execs_recover(struct server *srv)
 		json_t *sess = NULL, *res = NULL, *changes = NULL;
 		int64_t now = services_now_ms();
 
+		if (leases_owner_alive(srv, it)) {
+			kept++; /* a live process runs it and records its end */
+			continue;
+		}
+
 		if (DB(srv)->session_get(DBI(srv), sid, &sess, &err) == 0 &&
 		    sessions_is_live(sess) &&
 		    exec_client_result(json_object_get(json_object_get(sess, "handle"), "executor"),
 				       id, &res, &err) == 0) {
 			const char *rs = json_string_value(json_object_get(res, "status"));
-			if (rs && strcmp(rs, "running") != 0 && strcmp(rs, "pending") != 0)
-				changes = result_changes(
-				    res,
-				    json_integer_value(json_object_get(it, "started_at")) ?: now,
-				    now);
+			if (!rs || !strcmp(rs, "running") || !strcmp(rs, "pending")) {
+				/* still running in its sandbox: collected on a later pass */
+				kept++;
+				waiting++;
+				json_decref(res);
+				json_decref(sess);
+				continue;
+			}
+			changes = result_changes(
+			    res, json_integer_value(json_object_get(it, "started_at")) ?: now, now);
 		}
 		if (!changes)
 			changes = json_pack("{s:s, s:s, s:i, s:I, s:I}", "status", "crashed",
@@ -860,8 +838,12 @@ void execs_recover(struct server *srv)
 		json_decref(res);
 		json_decref(sess);
 	}
-	if (settled)
-		LOG_I("recovery: settled %d execution(s) left in flight by the previous process",
-		      settled);
 	json_decref(page);
+	page = NULL;
+	if (n == 1000 && !srv->stopping)
+		goto again;
+	if (settled)
+		LOG_I("recovery: settled %d execution(s) left in flight by a stopped process",
+		      settled);
+	return waiting;
 }

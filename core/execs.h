@@ -37,7 +37,10 @@ int execs_session_busy(struct server *srv, const char *session_id);
 void execs_session_ended(struct server *srv, const char *session_id, const char *status);
 int execs_running(struct server *srv);
 
-/* After a restart: settle executions left pending/running by a previous process. */
-void execs_recover(struct server *srv);
+/* Settle executions left pending/running by a process that is gone (a previous run of
+ * this replica, or a replica whose lease lapsed): the executor's retained result, or
+ * crashed when it cannot be collected. Returns how many are still running in their
+ * sandbox (to be collected by a later call). */
+int execs_recover(struct server *srv);
 
 #endif

@@ -17,6 +17,10 @@ core_libsbxd_la_SOURCES = \
 	core/execs.c core/execs.h \
 	core/exec_client.c core/exec_client.h \
 	core/recovery.c core/recovery.h \
+	core/loops.c core/loops.h \
+	core/leases.c core/leases.h \
+	core/probe.c core/probe.h \
+	core/warm.c core/warm.h \
 	core/quotas.c core/quotas.h \
 	core/relay.c core/relay.h \
 	core/archive.c core/archive.h \

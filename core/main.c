@@ -23,7 +23,10 @@
 #include "metrics.h"
 #include "pool.h"
 #include "quotas.h"
+#include "leases.h"
+#include "probe.h"
 #include "recovery.h"
+#include "warm.h"
 #include "server.h"
 #include "services.h"
 #include "sessions.h"
@@ -73,16 +76,7 @@ static int is_loopback(const char *host)
 
 static void thread_hook(void *arg, int init)
 {
-	struct server *srv = arg;
-	for (size_t i = 0; i < srv->n_plugins; i++) {
-		const struct sbx_plugin *d = srv->plugins[i].d.any;
-		if (!srv->plugins[i].inst)
-			continue;
-		if (init && d->life.thread_init)
-			d->life.thread_init(srv->plugins[i].inst);
-		else if (!init && d->life.thread_fini)
-			d->life.thread_fini(srv->plugins[i].inst);
-	}
+	services_thread_plugins(arg, init);
 }
 
 /* Load, vet and create every configured instance. Prints every problem found. */
@@ -345,8 +339,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sbxd: cannot seed the default templates: %s\n", err.message);
 		goto out_thread;
 	}
-	recovery_run(&srv);
-	if (quotas_start(&srv) < 0 || execs_start(&srv) < 0 || sessions_start(&srv) < 0)
+	if (leases_start(&srv) < 0 || recovery_start(&srv) < 0 || quotas_start(&srv) < 0 ||
+	    execs_start(&srv) < 0 || sessions_start(&srv) < 0 || probe_start(&srv) < 0 ||
+	    warm_start(&srv) < 0)
 		goto out_services;
 	srv.pool = pool_new(srv.cfg.workers, thread_hook, &srv);
 	if (!srv.pool)
@@ -368,13 +363,18 @@ int main(int argc, char **argv)
 	rc = 0;
 	http_stop(&srv, srv.cfg.shutdown_grace_s);
 out_services:
+	srv.stopping = 1;
 	execs_stop(&srv);
 	if (srv.httpd)
 		http_stop(&srv, 0);
 	pool_free(srv.pool);
+	probe_stop(&srv);
+	recovery_stop(&srv);
+	warm_stop(&srv);
 	sessions_stop(&srv);
 	if (srv.cfg.shutdown_destroy && srv.db)
 		destroy_live_sessions(&srv);
+	leases_stop(&srv);
 	quotas_stop(&srv);
 out_thread:
 	thread_hook(&srv, 0);

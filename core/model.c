@@ -91,6 +91,9 @@ const char *const model_template_fields[] = {"id",
 					     "default_disk_mb",
 					     "default_timeout_sec",
 					     "default_env_vars",
+					     "on_sandbox_failure",
+					     "warm_pool_size",
+					     "warm_pool_max_idle_s",
 					     NULL};
 
 int model_valid_id(const char *s)
@@ -174,6 +177,10 @@ json_t *model_session_view(struct server *srv, const json_t *rec)
 	json_object_set_new(v, "dependencies", get_or_null(rec, "dependencies"));
 	json_object_set_new(v, "timeout", get_or_null(rec, "timeout"));
 	json_object_set_new(v, "error_message", get_or_null(rec, "failure_reason"));
+	/* warm: claimed from a warm pool; recoveries: sandboxes recreated by the probe */
+	json_object_set_new(v, "warm", json_boolean(json_is_true(json_object_get(rec, "warm"))));
+	if (json_object_get(rec, "recoveries"))
+		json_object_set_new(v, "recoveries", get_or_null(rec, "recoveries"));
 	{
 		const json_t *a = json_object_get(rec, "workspace_archive");
 		json_object_set_new(v, "workspace_archive",

@@ -31,6 +31,7 @@ static const struct route routes[] = {
     {"GET", V1 "/health", api_health, R_NONE},
     {"GET", "/health", api_health, R_NONE},
     {"GET", V1 "/health/detailed", api_health_detailed, R_READ},
+    {"GET", V1 "/nodes", api_nodes, R_READ},
     {"GET", "/metrics", api_metrics, R_READ},
     {"GET", V1 "/metrics", api_metrics, R_READ},
     {"GET", "/openapi.json", api_openapi, R_NONE},

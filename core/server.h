@@ -22,6 +22,10 @@ struct httpd;
 struct execs;
 struct sessions_svc;
 struct quotas;
+struct leases;
+struct warm;
+struct loop;
+struct probe;
 
 struct server {
 	struct config cfg;
@@ -44,9 +48,15 @@ struct server {
 	struct execs *execs;
 	struct sessions_svc *sessions;
 	struct quotas *quotas;
+	struct leases *leases;
+	struct warm *warm;
+	struct probe *probe;
+	struct loop *probe_loop, *sync_loop;
+	int sync_waiting; /* executions the start-up sync left running in their sandbox */
 
 	int64_t started_ms;
-	char instance_id[33]; /* random per process, names this replica */
+	char instance_id[33]; /* random per process: this run ("boot") of the replica */
+	char replica_id[128]; /* server.replica_id or host:port, stable across restarts */
 	volatile sig_atomic_t stopping;
 };
 

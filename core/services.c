@@ -118,3 +118,16 @@ struct plugin *server_runtime(struct server *srv, const char *instance)
 			return srv->runtimes[i];
 	return NULL;
 }
+
+void services_thread_plugins(struct server *srv, int init)
+{
+	for (size_t i = 0; i < srv->n_plugins; i++) {
+		const struct sbx_plugin *d = srv->plugins[i].d.any;
+		if (!srv->plugins[i].inst)
+			continue;
+		if (init && d->life.thread_init)
+			d->life.thread_init(srv->plugins[i].inst);
+		else if (!init && d->life.thread_fini)
+			d->life.thread_fini(srv->plugins[i].inst);
+	}
+}

@@ -12,20 +12,19 @@
 
 #include "archive.h"
 #include "execs.h"
+#include "leases.h"
 #include "log.h"
+#include "loops.h"
 #include "metrics.h"
 #include "model.h"
 #include "services.h"
 #include "quotas.h"
 #include "sessions.h"
+#include "warm.h"
 
 struct sessions_svc {
 	int64_t expired_at; /* monotonic ms of the last archive retention pass */
-	pthread_t reaper;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int stop;
-	int running;
+	struct loop *reaper;
 };
 
 #define DB(srv)  ((srv)->db->d.db)
@@ -94,10 +93,9 @@ int templates_validate(const json_t *b, int partial, sbx_err *err)
 	static const struct {
 		const char *k;
 		double lo, hi;
-	} nums[] = {{"default_cpu_cores", 0.01, 64},
-		    {"default_memory_mb", 16, 65536},
-		    {"default_disk_mb", 16, 102400},
-		    {"default_timeout_sec", 1, 7 * 86400}};
+	} nums[] = {{"default_cpu_cores", 0.01, 64}, {"default_memory_mb", 16, 65536},
+		    {"default_disk_mb", 16, 102400}, {"default_timeout_sec", 1, 7 * 86400},
+		    {"warm_pool_size", 0, 64},       {"warm_pool_max_idle_s", 10, 7 * 86400}};
 	const json_t *v;
 	char msg[256];
 
@@ -118,6 +116,19 @@ int templates_validate(const json_t *b, int partial, sbx_err *err)
 		return sbx_err_set(
 		    err, SBX_E_INVALID,
 		    "image_url is required: a non-empty image name of at most 512 characters");
+	v = json_object_get(b, "on_sandbox_failure");
+	if (v && !json_is_null(v) &&
+	    (!json_is_string(v) || (strcmp(json_string_value(v), "fail") != 0 &&
+				    strcmp(json_string_value(v), "recreate") != 0)))
+		return sbx_err_set(err, SBX_E_INVALID,
+				   "on_sandbox_failure must be \"fail\" (the session fails when "
+				   "its sandbox dies) or \"recreate\" (it gets a fresh sandbox)");
+	for (size_t i = 0; i < 2; i++) {
+		const char *k = i ? "warm_pool_max_idle_s" : "warm_pool_size";
+		v = json_object_get(b, k);
+		if (v && !json_is_null(v) && !json_is_integer(v))
+			return sbx_err_set(err, SBX_E_INVALID, "%s must be an integer", k);
+	}
 	v = json_object_get(b, "runtime_type");
 	if (v || !partial) {
 		const char *s = json_string_value(v);
@@ -216,8 +227,7 @@ int templates_seed(struct server *srv, sbx_err *err)
 	return 0;
 }
 
-/* Resolve cpu/memory/disk/max_processes from flat fields, nested resources, template. */
-static int resolve_resources(const json_t *body, const json_t *tmpl, json_t **out, sbx_err *err)
+int sessions_resources(const json_t *body, const json_t *tmpl, json_t **out, sbx_err *err)
 {
 	const json_t *nested = json_object_get(body, "resources");
 	const json_t *v;
@@ -276,6 +286,35 @@ static int resolve_resources(const json_t *body, const json_t *tmpl, json_t **ou
 	return 0;
 }
 
+json_t *sessions_nodes(struct server *srv, json_t *errors)
+{
+	json_t *nodes = json_array();
+
+	for (size_t i = 0; i < srv->n_runtimes; i++) {
+		struct plugin *p = srv->runtimes[i];
+		json_t *ns = NULL, *n;
+		size_t j;
+		sbx_err e2;
+		if (!SBX_HAS_MEMBER(p->d.runtime, struct sbx_runtime_plugin, nodes))
+			continue;
+		sbx_err_clear(&e2);
+		if (p->d.runtime->nodes(p->inst, &ns, &e2) < 0) {
+			if (errors)
+				json_array_append_new(errors, json_pack("{s:s, s:s}", "runtime",
+									p->spec->name, "error",
+									e2.message));
+			continue;
+		}
+		json_array_foreach (ns, j, n) {
+			json_object_set_new(n, "runtime", json_string(p->spec->name));
+			json_array_append(nodes, n);
+		}
+		json_decref(ns);
+	}
+	warm_annotate(srv, nodes);
+	return nodes;
+}
+
 static struct plugin *choose_runtime(struct server *srv, const json_t *spec, char *node,
 				     size_t nlen, sbx_err *err)
 {
@@ -285,21 +324,7 @@ static struct plugin *choose_runtime(struct server *srv, const json_t *spec, cha
 		return NULL;
 	}
 	if (srv->policy && srv->n_runtimes > 0) {
-		json_t *nodes = json_array(), *choice = NULL;
-		for (size_t i = 0; i < srv->n_runtimes; i++) {
-			struct plugin *p = srv->runtimes[i];
-			json_t *ns = NULL, *n;
-			size_t j;
-			sbx_err e2;
-			if (!SBX_HAS_MEMBER(p->d.runtime, struct sbx_runtime_plugin, nodes) ||
-			    p->d.runtime->nodes(p->inst, &ns, &e2) < 0)
-				continue;
-			json_array_foreach (ns, j, n) {
-				json_object_set_new(n, "runtime", json_string(p->spec->name));
-				json_array_append(nodes, n);
-			}
-			json_decref(ns);
-		}
+		json_t *nodes = sessions_nodes(srv, NULL), *choice = NULL;
 		/* The policy is documented as single-threaded: serialise calls. */
 		pthread_mutex_lock(&srv->policy_mu);
 		int rc = srv->policy->d.policy->select_node(srv->policy->inst, spec, nodes, &choice,
@@ -327,14 +352,14 @@ int sessions_create(struct server *srv, const json_t *principal, const json_t *b
 	const char *template_id, *cid;
 	json_t *tmpl = NULL, *res = NULL, *env = NULL, *rec = NULL, *spec = NULL, *handle = NULL;
 	json_t *changes = NULL, *v, *deps;
-	struct plugin *rt;
+	struct plugin *rt = NULL;
 	int64_t now = services_now_ms(), timeout;
 	unsigned char tok[16];
 	char token[40];
 	struct quota_cfg quota;
 	char restore_key[512] = "", restore_src[72] = "";
 	const char *tenant = json_string_value(json_object_get(principal, "tenant"));
-	int rc, locked = 0;
+	int rc, locked = 0, stored = 0;
 
 	*out = NULL;
 	if (!tenant)
@@ -391,7 +416,7 @@ int sessions_create(struct server *srv, const json_t *principal, const json_t *b
 					   template_id);
 		return rc;
 	}
-	rc = resolve_resources(body, tmpl, &res, err);
+	rc = sessions_resources(body, tmpl, &res, err);
 	if (rc < 0)
 		goto out;
 	v = json_object_get(body, "timeout");
@@ -450,6 +475,7 @@ int sessions_create(struct server *srv, const json_t *principal, const json_t *b
 		rc = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
 		goto out;
 	}
+	leases_stamp(srv, rec);
 	spec = json_pack("{s:s, s:s, s:O, s:O, s:O, s:O, s:s}", "session_id", id, "template_id",
 			 template_id, "image", json_object_get(tmpl, "image_url"), "runtime_type",
 			 json_object_get(tmpl, "runtime_type"), "resources", res, "env_vars", env,
@@ -461,6 +487,14 @@ int sessions_create(struct server *srv, const json_t *principal, const json_t *b
 	}
 	json_object_set_new(rec, "runtime_instance", json_string(rt->spec->name));
 	json_object_set_new(rec, "runtime_type", json_string(rt->d.any->hdr.name));
+	/* A warm sandbox, when one matches: the session is running as soon as it is stored. */
+	if ((handle = warm_claim(srv, rt->spec->name, node, tmpl, res))) {
+		json_object_set_new(handle, "session_id", json_string(id));
+		json_object_set_new(rec, "status", json_string("running"));
+		json_object_set(rec, "handle", handle);
+		json_object_set(rec, "runtime_node", json_object_get(handle, "node"));
+		json_object_set_new(rec, "warm", json_true());
+	}
 	quotas_lock_tenant(srv, tenant);
 	locked = 1;
 	rc = quotas_check_session(srv, tenant, &quota,
@@ -476,6 +510,12 @@ int sessions_create(struct server *srv, const json_t *principal, const json_t *b
 			sbx_err_set(err, SBX_E_CONFLICT, "a session with id '%s' already exists",
 				    id);
 		goto out;
+	}
+	if (handle) {
+		stored = 1;
+		json_object_set_new(rec, "version", json_integer(1));
+		*out = json_incref(rec);
+		goto created;
 	}
 	if (services_random(tok, sizeof tok) == 0) {
 		for (size_t i = 0; i < sizeof tok; i++)
@@ -512,6 +552,7 @@ int sessions_create(struct server *srv, const json_t *principal, const json_t *b
 		rt->d.runtime->sandbox_destroy(rt->inst, handle, &e2);
 		goto out;
 	}
+created:
 	if (restore_key[0]) {
 		sbx_err_clear(err);
 		rc = archive_restore(srv, *out, restore_key, err);
@@ -535,6 +576,10 @@ int sessions_create(struct server *srv, const json_t *principal, const json_t *b
 	}
 	metrics_counter_add(srv->metrics, "sbxd_sessions_created_total", NULL, 1);
 out:
+	if (rc < 0 && handle && !stored && json_is_true(json_object_get(rec, "warm"))) {
+		sbx_err e2; /* claimed from the pool but never stored: nobody owns it */
+		rt->d.runtime->sandbox_destroy(rt->inst, handle, &e2);
+	}
 	if (locked)
 		quotas_unlock_tenant(srv, tenant);
 	json_decref(tmpl);
@@ -675,78 +720,166 @@ void sessions_touch(struct server *srv, const char *id)
 	json_decref(c);
 }
 
-/* One pass of the reaper: time out idle sessions, fail sessions stuck in creating. */
-static void reap_once(struct server *srv)
+static int recreate(struct server *srv, const json_t *rec, const char *reason, sbx_err *err)
 {
-	int64_t now = services_now_ms();
-	json_t *q, *page = NULL, *it;
-	size_t i;
-	sbx_err err;
+	const char *id = json_string_value(json_object_get(rec, "id"));
+	struct plugin *rt =
+	    server_runtime(srv, json_string_value(json_object_get(rec, "runtime_instance")));
+	json_t *spec, *handle = NULL, *changes;
+	unsigned char tok[16];
+	char token[40];
+	int rc;
 
-	q = json_pack("{s:[s,s], s:i, s:i}", "statuses", "running", "creating", "limit", 1000,
-		      "offset", 0);
-	if (DB(srv)->session_list(DBI(srv), q, &page, &err) < 0) {
-		LOG_W("reaper: cannot list sessions: %s", err.message);
-		json_decref(q);
-		return;
+	if (!rt)
+		return sbx_err_set(err, SBX_E_UNAVAILABLE, "its runtime is no longer configured");
+	spec = json_pack("{s:s, s:O, s:O, s:O?, s:O, s:{}, s:s, s:O?}", "session_id", id,
+			 "template_id", json_object_get(rec, "template_id"), "image",
+			 json_object_get(rec, "image"), "runtime_type",
+			 json_object_get(rec, "template_runtime_type"), "resources",
+			 json_object_get(rec, "resources"), "env_vars", "network", "none", "node",
+			 json_object_get(rec, "runtime_node"));
+	if (!spec)
+		return sbx_err_set(err, SBX_E_INTERNAL, "the session record lacks its image");
+	if (services_random(tok, sizeof tok) == 0) {
+		for (size_t i = 0; i < sizeof tok; i++)
+			snprintf(token + 2 * i, 3, "%02x", tok[i]);
+		json_object_set_new(spec, "executor_token", json_string(token));
 	}
-	json_decref(q);
-	json_array_foreach (json_object_get(page, "items"), i, it) {
-		const char *id = json_string_value(json_object_get(it, "id"));
-		const char *st = json_string_value(json_object_get(it, "status"));
-		int64_t last = json_integer_value(json_object_get(it, "last_activity_at"));
-		int64_t created = json_integer_value(json_object_get(it, "created_at"));
-		int64_t timeout = json_integer_value(json_object_get(it, "timeout"));
-		if (!id || !st)
-			continue;
-		if (strcmp(st, "creating") == 0) {
-			if (now - created > (int64_t)srv->cfg.create_timeout_s * 1000)
-				sessions_finish(
-				    srv, id, "failed",
-				    "the sandbox was not ready within sessions.create_timeout_s",
-				    NULL, &err);
-			continue;
-		}
-		if (timeout > 0 && now - last > timeout * 1000 && !execs_session_busy(srv, id))
-			sessions_finish(srv, id, "timeout",
-					"idle for longer than the session timeout", NULL, &err);
-	}
-	json_decref(page);
+	rt->d.runtime->sandbox_destroy(rt->inst, json_object_get(rec, "handle"), err);
+	sbx_err_clear(err);
+	rc = rt->d.runtime->sandbox_create(rt->inst, spec, &handle, err);
+	json_decref(spec);
+	if (rc < 0)
+		return rc;
+	changes = json_pack("{s:O, s:O?, s:I, s:{s:I, s:s}, s:I}", "handle", handle, "runtime_node",
+			    json_object_get(handle, "node"), "recoveries",
+			    json_integer_value(json_object_get(rec, "recoveries")) + 1,
+			    "last_recovery", "at", (json_int_t)services_now_ms(), "reason", reason,
+			    "updated_at", (json_int_t)services_now_ms());
+	rc = DB(srv)->session_update(DBI(srv), id, changes, "running", NULL, err);
+	json_decref(changes);
+	if (rc < 0) { /* ended meanwhile: the new sandbox is not wanted */
+		sbx_err e2;
+		rt->d.runtime->sandbox_destroy(rt->inst, handle, &e2);
+	} else
+		LOG_W("session=%s sandbox recreated (%s)", id, reason);
+	json_decref(handle);
+	return rc;
 }
 
-static void *reaper_main(void *arg)
+void sessions_sandbox_lost(struct server *srv, const json_t *rec, const char *reason)
 {
-	struct server *srv = arg;
-	struct sessions_svc *s = srv->sessions;
+	const char *id = json_string_value(json_object_get(rec, "id"));
+	json_t *tmpl = NULL;
+	sbx_err err;
+	int again = 0;
 
-	for (size_t i = 0; i < srv->n_plugins; i++)
-		if (srv->plugins[i].d.any->life.thread_init)
-			srv->plugins[i].d.any->life.thread_init(srv->plugins[i].inst);
-	pthread_mutex_lock(&s->mu);
-	while (!s->stop) {
-		struct timespec dl;
-		pthread_mutex_unlock(&s->mu);
-		reap_once(srv);
-		if (services_mono_ms() - s->expired_at > 60000) {
-			archive_expire(srv);
-			s->expired_at = services_mono_ms();
-		}
-		pthread_mutex_lock(&s->mu);
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_sec += srv->cfg.reap_interval_ms / 1000;
-		dl.tv_nsec += (long)(srv->cfg.reap_interval_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
-		if (!s->stop)
-			pthread_cond_timedwait(&s->cv, &s->mu, &dl);
+	sbx_err_clear(&err);
+	if (templates_get(srv, NULL, 1, json_string_value(json_object_get(rec, "template_id")),
+			  &tmpl, &err) == 0 &&
+	    strcmp(json_string_value(json_object_get(tmpl, "on_sandbox_failure")) ?: "fail",
+		   "recreate") == 0 &&
+	    json_integer_value(json_object_get(rec, "recoveries")) < 3)
+		again = 1;
+	json_decref(tmpl);
+	if (again && recreate(srv, rec, reason, &err) == 0) {
+		metrics_counter_add(srv->metrics, "sbxd_sessions_recovered_total", NULL, 1);
+		return;
 	}
-	pthread_mutex_unlock(&s->mu);
-	for (size_t i = 0; i < srv->n_plugins; i++)
-		if (srv->plugins[i].d.any->life.thread_fini)
-			srv->plugins[i].d.any->life.thread_fini(srv->plugins[i].inst);
-	return NULL;
+	if (again) {
+		char r2[SBX_ERR_MSG_MAX + 320];
+		snprintf(r2, sizeof r2, "%s; recreating its sandbox failed: %s", reason,
+			 err.message);
+		sessions_finish(srv, id, "failed", r2, NULL, &err);
+	} else
+		sessions_finish(srv, id, "failed", reason, NULL, &err);
+}
+
+int sessions_check_sandbox(struct server *srv, const char *id)
+{
+	json_t *sess = NULL, *status = NULL;
+	struct plugin *rt;
+	sbx_err err;
+	int dead = 0;
+
+	if (DB(srv)->session_get(DBI(srv), id, &sess, &err) < 0)
+		return 0;
+	rt = server_runtime(srv, json_string_value(json_object_get(sess, "runtime_instance")));
+	if (rt && sessions_is_live(sess) &&
+	    !strcmp(json_string_value(json_object_get(sess, "status")) ?: "", "running") &&
+	    rt->d.runtime->sandbox_status(rt->inst, json_object_get(sess, "handle"), &status,
+					  &err) == 0 &&
+	    strcmp(json_string_value(json_object_get(status, "state")) ?: "", "running") != 0) {
+		char reason[320];
+		snprintf(reason, sizeof reason, "the sandbox stopped: %s",
+			 json_string_value(json_object_get(status, "reason"))
+			     ?: json_string_value(json_object_get(status, "state")) ?: "unknown");
+		sessions_sandbox_lost(srv, sess, reason);
+		dead = 1;
+	}
+	json_decref(status);
+	json_decref(sess);
+	return dead;
+}
+
+/* One pass of the reaper: end idle sessions (their timeout), sessions past
+ * sessions.max_lifetime_s, and sessions stuck in creating. Runs on the replica holding the
+ * reaper lease; with 1000+ live sessions it pages through them all. */
+static void reap_once(struct server *srv, void *arg)
+{
+	struct sessions_svc *s = arg;
+	int64_t now = services_now_ms(), life_ms = srv->cfg.max_lifetime_s * 1000;
+	json_t *q, *page = NULL, *it;
+	size_t i, total, offset = 0;
+	sbx_err err;
+
+	if (srv->stopping || !leases_held(srv, LEASE_REAPER))
+		return;
+	do {
+		q = json_pack("{s:[s,s], s:i, s:I}", "statuses", "running", "creating", "limit",
+			      1000, "offset", (json_int_t)offset);
+		if (DB(srv)->session_list(DBI(srv), q, &page, &err) < 0) {
+			LOG_W("reaper: cannot list sessions: %s", err.message);
+			json_decref(q);
+			return;
+		}
+		json_decref(q);
+		total = (size_t)json_integer_value(json_object_get(page, "total"));
+		json_array_foreach (json_object_get(page, "items"), i, it) {
+			const char *id = json_string_value(json_object_get(it, "id"));
+			const char *st = json_string_value(json_object_get(it, "status"));
+			int64_t last = json_integer_value(json_object_get(it, "last_activity_at"));
+			int64_t created = json_integer_value(json_object_get(it, "created_at"));
+			int64_t timeout = json_integer_value(json_object_get(it, "timeout"));
+			if (!id || !st)
+				continue;
+			if (strcmp(st, "creating") == 0) {
+				/* one whose creating process died: state sync (recovery.c) */
+				if (now - created > (int64_t)srv->cfg.create_timeout_s * 1000)
+					sessions_finish(srv, id, "failed",
+							"the sandbox was not ready within "
+							"sessions.create_timeout_s",
+							NULL, &err);
+				continue;
+			}
+			if (life_ms > 0 && now - created > life_ms)
+				sessions_finish(srv, id, "timeout",
+						"reached sessions.max_lifetime_s since creation",
+						NULL, &err);
+			else if (timeout > 0 && now - last > timeout * 1000 &&
+				 !execs_session_busy(srv, id))
+				sessions_finish(srv, id, "timeout",
+						"idle for longer than the session timeout", NULL,
+						&err);
+		}
+		offset += json_array_size(json_object_get(page, "items"));
+		json_decref(page);
+		page = NULL;
+	} while (offset < total && !srv->stopping);
+	if (services_mono_ms() - s->expired_at > 60000) {
+		archive_expire(srv);
+		s->expired_at = services_mono_ms();
+	}
 }
 
 int sessions_start(struct server *srv)
@@ -754,13 +887,9 @@ int sessions_start(struct server *srv)
 	struct sessions_svc *s = calloc(1, sizeof *s);
 	if (!s)
 		return -1;
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
 	srv->sessions = s;
-	if (pthread_create(&s->reaper, NULL, reaper_main, srv) != 0)
-		return -1;
-	s->running = 1;
-	return 0;
+	s->reaper = loop_start(srv, "reaper", srv->cfg.reap_interval_ms, 0, reap_once, s);
+	return s->reaper ? 0 : -1;
 }
 
 void sessions_stop(struct server *srv)
@@ -768,12 +897,7 @@ void sessions_stop(struct server *srv)
 	struct sessions_svc *s = srv->sessions;
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->mu);
-	s->stop = 1;
-	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
-	if (s->running)
-		pthread_join(s->reaper, NULL);
+	loop_stop(s->reaper);
 	free(s);
 	srv->sessions = NULL;
 }

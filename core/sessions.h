@@ -25,7 +25,23 @@ int sessions_finish(struct server *srv, const char *id, const char *final_status
 int sessions_delete(struct server *srv, const char *id, sbx_err *err);
 /* last_activity_at = now. Best effort. */
 void sessions_touch(struct server *srv, const char *id);
+/* The sandbox of running session rec (borrowed) is dead (reason says why): the session
+ * fails, or when its template says on_sandbox_failure = "recreate" (and it has been
+ * recreated fewer than 3 times) it gets a fresh sandbox — the workspace starts empty, and
+ * "recoveries" / "last_recovery" on the session say so. Executions that were running in
+ * the dead sandbox end as crashed. */
+void sessions_sandbox_lost(struct server *srv, const json_t *rec, const char *reason);
+/* Checks a running session's sandbox with its runtime (no executor call); when it is no
+ * longer running, calls sessions_sandbox_lost. Returns 1 if it was found dead. */
+int sessions_check_sandbox(struct server *srv, const char *id);
+/* The node inventory of every runtime instance (runtime.h nodes(), each with "runtime"
+ * and the warm pools' "templates_warm"); a runtime whose nodes() fails is left out and,
+ * when errors is non-NULL, {runtime, error} is appended to it. New reference. */
+json_t *sessions_nodes(struct server *srv, json_t *errors);
 int sessions_is_live(const json_t *rec);
+/* A session's resources {cpu, memory_mb, disk_mb, max_processes} from a create body's flat
+ * or nested fields, else the template's defaults (body may be an empty object). */
+int sessions_resources(const json_t *body, const json_t *tmpl, json_t **out, sbx_err *err);
 
 /* Template look-up with tenant visibility; SBX_E_NOTFOUND. */
 int templates_get(struct server *srv, const char *tenant, int admin, const char *id, json_t **t,
