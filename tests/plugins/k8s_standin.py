@@ -7,7 +7,8 @@ get, list with label and field selectors, watch, delete, merge-patch of secrets)
 Every request is validated as the API server would validate it: bearer token (401), strict
 field validation (unknown fields: 400 "strict decoding error"), JSON types (400), and the
 API's own rules for names, labels, quantities, containers, volumes and security contexts
-(422 Invalid with details.causes). Answers are API objects and Status objects; watches are
+(422 Invalid with details.causes); pods must also meet the "restricted" Pod Security
+Standard, as in a namespace that enforces it (403 otherwise). Answers are API objects and Status objects; watches are
 streams of {"type", "object"} lines with 410 Expired for compacted resource versions.
 
 The "kubelet" schedules a created pod, runs its init container (checks that it copies the
@@ -144,7 +145,12 @@ POD_SPEC = {"containers": ("list", CONTAINER), "initContainers": ("list", CONTAI
             "imagePullSecrets": ("list", {"name": "str"}), "hostname": "str",
             "affinity": AFFINITY, "schedulerName": "str", "tolerations": ("list", TOLERATION),
             "priorityClassName": "str", "runtimeClassName": "str",
-            "enableServiceLinks": "bool", "shareProcessNamespace": "bool"}
+            "enableServiceLinks": "bool", "shareProcessNamespace": "bool",
+            "topologySpreadConstraints": ("list", {
+                "maxSkew": "int", "topologyKey": "str", "minDomains": "int",
+                "whenUnsatisfiable": ("enum", "DoNotSchedule", "ScheduleAnyway"),
+                "labelSelector": {"matchLabels": "strmap",
+                                  "matchExpressions": ("list", MATCH_EXPR)}})}
 OWNER_REF = {"apiVersion": "str", "kind": "str", "name": "str", "uid": "str",
              "controller": "bool", "blockOwnerDeletion": "bool"}
 META = {"name": "str", "generateName": "str", "namespace": "str", "labels": "strmap",
@@ -484,6 +490,42 @@ def validate_pod(pod, ns):
         raise Invalid(causes)
 
 
+def restricted_violations(spec):
+    """The Pod Security Standard "restricted" (as enforced by Pod Security admission)."""
+    out = []
+    psc = spec.get("securityContext") or {}
+    for f in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(f):
+            out.append(f"{f}=true")
+    for v in spec.get("volumes") or []:
+        kinds = [k for k in v if k != "name"]
+        if any(k not in ("configMap", "emptyDir", "secret", "projected", "downwardAPI",
+                         "persistentVolumeClaim", "ephemeral", "csi") for k in kinds):
+            out.append(f'restricted volume types (volume "{v.get("name")}")')
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        sc = c.get("securityContext") or {}
+        n = c.get("name")
+        if sc.get("privileged"):
+            out.append(f'privileged (container "{n}")')
+        if sc.get("allowPrivilegeEscalation") is not False:
+            out.append(f'allowPrivilegeEscalation != false (container "{n}")')
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            out.append(f'unrestricted capabilities (container "{n}" must drop ALL)')
+        if any(a != "NET_BIND_SERVICE" for a in caps.get("add") or []):
+            out.append(f'unrestricted capabilities (container "{n}" adds {caps["add"]})')
+        if not sc.get("runAsNonRoot", psc.get("runAsNonRoot")):
+            out.append(f'runAsNonRoot != true (container "{n}")')
+        if sc.get("runAsUser", psc.get("runAsUser")) == 0:
+            out.append(f'runAsUser=0 (container "{n}")')
+        prof = (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
+        if prof not in ("RuntimeDefault", "Localhost"):
+            out.append(f'seccompProfile (container "{n}" must set RuntimeDefault or Localhost)')
+        if any(p.get("hostPort") for p in c.get("ports") or []):
+            out.append(f'hostPort (container "{n}")')
+    return out
+
+
 def validate_secret(sec, ns):
     decode(sec, SECRET, "")
     if sec.get("apiVersion") != "v1" or sec.get("kind") != "Secret":
@@ -744,6 +786,12 @@ class Handler(BaseHTTPRequestHandler):
             (validate_pod if res == "pods" else validate_secret)(obj, ns)
         except Invalid as e:
             return self.invalid(e, res, name)
+        if res == "pods":  # Pod Security admission, the namespace enforcing "restricted"
+            bad = restricted_violations(obj["spec"])
+            if bad:
+                return self.fail(403, "Forbidden", f'pods "{name}" is forbidden: violates '
+                                 f'PodSecurity "restricted:latest": ' + ", ".join(bad),
+                                 {"name": name, "kind": "pods"})
         meta = obj["metadata"]
         store = st.pods if res == "pods" else st.secrets
         image = ((obj.get("spec") or {}).get("containers") or [{}])[0].get("image", "")

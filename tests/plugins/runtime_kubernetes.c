@@ -439,11 +439,20 @@ int main(void)
 		    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"foreign-"
 		    "app\","
 		    "\"labels\":{\"app\":\"web\",\"app.kubernetes.io/managed-by\":\"helm\"}},"
-		    "\"spec\":{\"containers\":[{\"name\":\"web\",\"image\":\"nginx:1.25\"}]}}";
+		    "\"spec\":{\"securityContext\":{\"runAsNonRoot\":true,\"seccompProfile\":"
+		    "{\"type\":\"RuntimeDefault\"}},\"containers\":[{\"name\":\"web\","
+		    "\"image\":\"nginx:1.25\",\"securityContext\":{\"allowPrivilegeEscalation\":"
+		    "false,\"capabilities\":{\"drop\":[\"ALL\"]}}}]}}";
 		api_token = read_file(token_file);
 		snprintf(purl, sizeof purl, "%s/api/v1/namespaces/sbx-test/pods", server);
 		ok(http("POST", purl, api_token, foreign, NULL) == 201,
 		   "a foreign pod is created beside ours");
+		ok(http("POST", purl, api_token,
+			"{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"root\"},"
+			"\"spec\":{\"containers\":[{\"name\":\"x\",\"image\":\"i\"}]}}",
+			NULL) == 403,
+		   "the stand-in enforces the restricted Pod Security Standard (403), which the "
+		   "module's pods passed");
 		snprintf(purl, sizeof purl,
 			 "%s/api/v1/namespaces/sbx-test/pods?fieldValidation=Strict", server);
 		ok(http("POST", purl, api_token,

@@ -13,7 +13,10 @@ plugins_runtime_kubernetes_runtime_kubernetes_la_LDFLAGS = $(SBX_PLUGIN_LINKFLAG
 plugins_runtime_kubernetes_runtime_kubernetes_la_LIBADD = $(CURL_LIBS) $(JANSSON_LIBS) \
 	$(PTHREAD_LIBS) -lm
 endif
-EXTRA_DIST += plugins/runtime/kubernetes/README.md
+EXTRA_DIST += plugins/runtime/kubernetes/README.md etc/kubernetes/README.md \
+	etc/kubernetes/namespace.yaml etc/kubernetes/rbac.yaml etc/kubernetes/configmap.yaml \
+	etc/kubernetes/secrets.example.yaml etc/kubernetes/deployment.yaml \
+	etc/kubernetes/service.yaml etc/kubernetes/networkpolicy.yaml
 
 if PLUGIN_runtime_kubernetes
 check_PROGRAMS += tests/plugins/runtime_kubernetes
@@ -24,4 +27,6 @@ tests_plugins_runtime_kubernetes_LDADD = tests/plugins/libfakecore.la $(JANSSON_
 	$(CURL_LIBS) $(CRYPTO_LIBS) $(LTDL_LIBS) $(PTHREAD_LIBS)
 TESTS += tests/plugins/runtime_kubernetes.sh
 endif
-EXTRA_DIST += tests/plugins/runtime_kubernetes.sh tests/plugins/k8s_standin.py
+TESTS += tests/plugins/k8s_manifests.py
+EXTRA_DIST += tests/plugins/runtime_kubernetes.sh tests/plugins/k8s_standin.py \
+	tests/plugins/k8s_manifests.py
