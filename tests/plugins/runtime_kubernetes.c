@@ -357,6 +357,10 @@ int main(void)
 	ok(!new_instance("k8s-test", x, &err) && strstr(err.message, "allow_insecure_http"),
 	   "plain http is refused unless allow_insecure_http (%s)", err.message);
 	json_decref(x);
+	x = json_pack("{s:s}", "server", "x");
+	ok(!new_instance("k8s-test", x, &err) && strstr(err.message, "'server'"),
+	   "a server that is not an http(s) URL is refused (%s)", err.message);
+	json_decref(x);
 	x = json_pack("{s:s}", "namespace", "Not_A_Namespace");
 	ok(!new_instance("k8s-test", x, &err) && strstr(err.message, "namespace"),
 	   "an invalid namespace is refused (%s)", err.message);

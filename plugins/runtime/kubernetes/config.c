@@ -211,8 +211,13 @@ int config_parse(struct k8s *k, const json_t *config, sbx_err *err)
 		n = strlen(k->server);
 		while (n > 0 && k->server[n - 1] == '/')
 			k->server[--n] = '\0';
-		if (has_space(k->server) || strchr(k->server + 8, '/') || strchr(k->server, '?'))
-			return E("'server' must be a URL like https://HOST:PORT (no path)");
+		const char *host = !strncmp(k->server, "https://", 8)  ? k->server + 8
+				   : !strncmp(k->server, "http://", 7) ? k->server + 7
+								       : NULL;
+		if (!host || !host[0] || has_space(k->server) || strchr(host, '/') ||
+		    strchr(host, '?') || strchr(host, '@'))
+			return E("'server' must be a URL like https://HOST:PORT (no path, no "
+				 "credentials)");
 		if (!strncmp(k->server, "http://", 7)) {
 			if (!k->allow_insecure_http)
 				return E("'server' %s is plain http: the token would travel in "
