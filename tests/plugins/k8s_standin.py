@@ -30,6 +30,9 @@ GET /_standin/stats, POST /_standin/config {"compact_after_create": bool}.
 
 Usage: k8s_standin.py --bundle DIR --token-file FILE --namespace NS --workdir DIR
                       --port-file FILE [--forbidden-token-file FILE]
+                      [--tls-cert FILE --tls-key FILE]
+The port file gets the HTTP port, and with --tls-cert the HTTPS port after a space (both
+listeners serve the same state).
 Python 3 standard library only.
 """
 
@@ -44,6 +47,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -1284,19 +1288,31 @@ def main():
     ap.add_argument("--namespace", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--port-file", required=True)
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
     state = State(args)
     state.bundle_volumes = {}
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     srv.state = state
+    ports = str(srv.server_address[1])
+    if args.tls_cert:
+        tls = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        tls.daemon_threads = True
+        tls.state = state
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+        threading.Thread(target=tls.serve_forever, daemon=True).start()
+        ports += f" {tls.server_address[1]}"
 
     def stop(*_):
         raise SystemExit(0)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     with open(args.port_file + ".tmp", "w") as f:
-        f.write(str(srv.server_address[1]))
+        f.write(ports)
     os.rename(args.port_file + ".tmp", args.port_file)
     try:
         srv.serve_forever()

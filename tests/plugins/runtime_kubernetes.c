@@ -634,6 +634,34 @@ int main(void)
 			rt->life.destroy(bad);
 	}
 
+	/* TLS to the API server: the CA from ca_file is required */
+	if (getenv("K8S_TLS_SERVER")) {
+		json_t *d = NULL;
+		x = json_pack("{s:s, s:s, s:b}", "server", getenv("K8S_TLS_SERVER"), "ca_file",
+			      getenv("K8S_TLS_CA"), "allow_insecure_http", 0);
+		bad = new_instance("k8s-tls", x, &err);
+		json_decref(x);
+		ok(bad && rt->health(bad, &d, &err) == 0,
+		   "https with ca_file: the API server's certificate is verified (%s)",
+		   bad ? (err.code ? err.message : "ok") : err.message);
+		json_decref(d);
+		d = NULL;
+		if (bad)
+			rt->life.destroy(bad);
+		x = json_pack("{s:s, s:b}", "server", getenv("K8S_TLS_SERVER"),
+			      "allow_insecure_http", 0);
+		bad = new_instance("k8s-tls", x, &err);
+		json_decref(x);
+		ok(bad && rt->health(bad, &d, &err) < 0 && err.code == SBX_E_UNAVAILABLE &&
+		       strstr(err.message, "ca_file"),
+		   "https without our CA: refused, naming ca_file (%s)", err.message);
+		json_decref(d);
+		if (bad)
+			rt->life.destroy(bad);
+	} else {
+		diag("no openssl: the TLS checks did not run");
+	}
+
 	if (b) {
 		ok(rt->sandbox_destroy(inst, b, &err) == 0, "destroy the second sandbox");
 		json_decref(b);
