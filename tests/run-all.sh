@@ -6,7 +6,9 @@
 #      example plugin built out of tree with `pkg-config sandbox-plugin`);
 #   3. the HTTP integration suite and the isolation probes (pytest) against the installed
 #      sbxd on the embedded default configuration, then the integration suite again on
-#      the production configuration (MariaDB + an S3 server, both started here);
+#      the production configuration (MariaDB + an S3 server, both started here), and
+#      both suites on the docker runtime against a private dockerd started here (images
+#      built by etc/images/build.sh, cached in /var/cache/sbxd-images);
 #   4. `make distcheck`;
 #   5. the sanitizer tier: a separate build (build-asan) with --enable-asan --enable-ubsan
 #      (gcc; LeakSanitizer on) and its `make check` (SKIP_SANITIZERS=1 skips it);
@@ -100,6 +102,24 @@ else
 fi
 tests/production/services.sh stop "$prod"
 rm -rf "$prod"
+
+say "HTTP integration suite and isolation probes on the docker runtime (real dockerd)"
+t0=$SECONDS
+dock=$(mktemp -d /tmp/sbxd-docker.XXXXXX)
+if cfg=$(tests/docker/services.sh start "$dock" "$prefix" 2>"$build/docker-services.log"); then
+	SBXD="$prefix/sbin/sbxd" SBXD_CONFIG="$cfg" SBXD_RUNTIME=docker \
+		SBXD_DOCKER_HOST="unix://$dock/docker.sock" \
+		/usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE \
+		--junitxml="$build/pytest-docker.xml" tests/integration tests/security
+	count_junit "$build/pytest-docker.xml"
+else
+	echo "could not start dockerd or build the sandbox images:"
+	cat "$build/docker-services.log"
+	fail=$((fail + 1))
+fi
+tests/docker/services.sh stop "$dock"
+rm -rf --one-file-system "$dock"
+echo "docker tier: $((SECONDS - t0)) s"
 
 if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then
 	say "make distcheck"

@@ -3,7 +3,8 @@
 # with its state under DIR (no iptables, no bridge: sandboxes run with NetworkMode none),
 # the template images built into it by etc/images/build.sh (cached), and DIR/sbxd.conf: the
 # installed embedded-default configuration with the runtime `docker` instead of `linux`
-# (same template ids), pointing at that engine and at PREFIX's executor bundle.
+# (same template ids), pointing at that engine and at PREFIX's executor bundle, and running
+# sandboxes as uid/gid 1000 like the linux runtime (the images' user `sandbox`).
 #   tests/docker/services.sh start DIR [PREFIX]    (prints the config path)
 #   tests/docker/services.sh stop DIR              (removes every container, stops dockerd)
 set -u
@@ -83,7 +84,8 @@ import re, sys
 src, dst = sys.argv[1:3]
 s = open(src).read()
 rt = ('{ kind = "runtime"; module = "docker"; name = "local"; config = { '
-      'host = "unix://$sock"; executor_dir = "$executor"; sockets_dir = "$dir/sockets"; }; }')
+      'host = "unix://$sock"; executor_dir = "$executor"; sockets_dir = "$dir/sockets"; '
+      'user = "1000:1000"; }; }')
 s, n = re.subn(r'\{ kind = "runtime";[^\n]*\}', rt, s)
 assert n == 1, n
 open(dst, "w").write(s)
