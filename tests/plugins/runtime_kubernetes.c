@@ -84,8 +84,16 @@ static long http(const char *method, const char *url, const char *bearer, const 
 			       &err) == 0)
 		status = (long)json_integer_value(json_object_get(resp, "status"));
 	if (out) {
+		/* JSON, or for an NDJSON stream its last line (the execution's result) */
 		const char *b = json_string_value(json_object_get(resp, "body"));
-		*out = b ? json_loads(b, JSON_DECODE_ANY, NULL) : NULL;
+		const char *last = b;
+		size_t n = b ? strlen(b) : 0;
+		while (n && b[n - 1] == '\n')
+			n--;
+		for (size_t i = 0; b && i < n; i++)
+			if (b[i] == '\n')
+				last = b + i + 1;
+		*out = b ? json_loadb(last, n - (size_t)(last - b), JSON_DECODE_ANY, NULL) : NULL;
 	}
 	json_decref(req);
 	json_decref(resp);
@@ -413,8 +421,11 @@ int main(void)
 		s = http("POST", eurl, "0123456789abcdef0123456789abcdef",
 			 "{\"language\":\"python\",\"code\":\"def handler(event):\\n    return "
 			 "event['x'] * 2\\n\",\"event\":{\"x\":21}}",
-			 NULL);
-		ok(s == 200, "POST /execute through the pod's executor: %ld", s);
+			 &out);
+		ok(s == 200 && !strcmp(jpath(out, "status"), "completed") &&
+		       !strcmp(jpath(out, "return_value"), "42"),
+		   "POST /execute through the pod's executor over TCP: %ld, status %s, return %s",
+		   s, jpath(out, "status"), jpath(out, "return_value"));
 		json_decref(out);
 	}
 	body = recorded("POST", "/api/v1/namespaces/sbx-test/pods");
