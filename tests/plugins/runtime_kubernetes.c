@@ -310,7 +310,9 @@ static json_t *status_of(void *inst, const json_t *h)
 	return st;
 }
 
-static int listed(void *inst, const char *sandbox_id)
+/* 1 when sandbox_list has sandbox_id (and, if `with` is given, that handle has member
+ * `with` equal to `value`), 0 when not, -1 on error. */
+static int listed_with(void *inst, const char *sandbox_id, const char *with, const char *value)
 {
 	json_t *list = NULL, *h;
 	sbx_err err;
@@ -320,10 +322,15 @@ static int listed(void *inst, const char *sandbox_id)
 	if (rt->sandbox_list(inst, &list, &err) < 0)
 		return -1;
 	json_array_foreach (list, i, h)
-		found |=
-		    !strcmp(json_string_value(json_object_get(h, "sandbox_id")) ?: "", sandbox_id);
+		if (!strcmp(json_string_value(json_object_get(h, "sandbox_id")) ?: "", sandbox_id))
+			found |= !with || !strcmp(jpath(h, with), value);
 	json_decref(list);
 	return found;
+}
+
+static int listed(void *inst, const char *sandbox_id)
+{
+	return listed_with(inst, sandbox_id, NULL, NULL);
 }
 
 int main(void)
@@ -481,6 +488,13 @@ int main(void)
 	ok(listed(inst, jpath(a, "sandbox_id")) == 1 && listed(inst, "foreign-app") == 0 &&
 	       (!b || listed(inst, jpath(b, "sandbox_id")) == 1),
 	   "sandbox_list returns ours (by label) and not the foreign pod");
+	ok(listed_with(inst, jpath(a, "sandbox_id"), "session_id", "s-Test_1") == 1 &&
+	       listed_with(inst, jpath(a, "sandbox_id"), "pool_owner", "pool/py") == 1 &&
+	       listed_with(
+		   inst, jpath(a, "sandbox_id"), "executor.url",
+		   json_string_value(json_object_get(json_object_get(a, "executor"), "url"))) == 1,
+	   "listed handles carry the unsanitised session id and pool owner, and the executor url "
+	   "(state sync)");
 	{
 		json_t *n = NULL;
 		int rc = rt->nodes(inst, &n, &err);

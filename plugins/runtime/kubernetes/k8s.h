@@ -21,6 +21,7 @@
 #define K8S_L_SANDBOX    "sbxd.io/sandbox"
 #define K8S_L_POOL_OWNER "sbxd.io/pool-owner"
 #define K8S_A_SESSION    "sbxd.io/session-id" /* annotation: the unsanitised session id */
+#define K8S_A_POOL_OWNER "sbxd.io/pool-owner" /* annotation: the unsanitised pool owner */
 #define K8S_EXEC_MOUNT   "/opt/sbx"           /* the executor bundle in the sandbox */
 #define K8S_TOKEN_MOUNT  "/run/sbx"           /* the Secret with the executor's token */
 #define K8S_LABEL_MAX    63

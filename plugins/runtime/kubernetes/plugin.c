@@ -562,6 +562,8 @@ static int k8s_sandbox_create(void *inst, const json_t *spec, json_t **handle, s
 	json_object_set_new(ann, "sbxd.io/cpu", json_string(buf));
 	snprintf(buf, sizeof buf, "%ld", mem);
 	json_object_set_new(ann, "sbxd.io/memory-mb", json_string(buf));
+	if (str(spec, "pool_owner")) /* state sync keeps warm sandboxes of live replicas */
+		json_object_set(ann, K8S_A_POOL_OWNER, json_object_get(spec, "pool_owner"));
 	rc = post_obj(k, "pods", obj, &created, err);
 	json_decref(obj);
 	obj = NULL;
@@ -719,10 +721,11 @@ static json_t *handle_of(const struct k8s *k, const json_t *pod)
 
 	if (ip)
 		fmt_url(url, sizeof url, ip, k->executor_port);
-	return json_pack("{s:s, s:s?, s:s, s:s, s:s, s:s?, s:{s:s?}}", "sandbox_id",
+	return json_pack("{s:s, s:s?, s:s, s:s, s:s, s:s?, s:{s:s?}, s:s?}", "sandbox_id",
 			 str(meta, "name"), "session_id", session && session[0] ? session : NULL,
 			 "node", k->node, "pod_name", str(meta, "name"), "namespace", k->namespace,
-			 "pod_uid", str(meta, "uid"), "executor", "url", url[0] ? url : NULL);
+			 "pod_uid", str(meta, "uid"), "executor", "url", url[0] ? url : NULL,
+			 "pool_owner", str(ann, K8S_A_POOL_OWNER));
 }
 
 static int k8s_sandbox_list(void *inst, json_t **handles, sbx_err *err)
