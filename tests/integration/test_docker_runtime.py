@@ -4,16 +4,13 @@ back, and state sync on restart (its containers re-adopted, foreign ones untouch
 orphans removed).  Run only with SBXD_RUNTIME=docker and SBXD_DOCKER_HOST=unix:///path of
 the engine socket; the engine is reached directly through its API, like sbxd does."""
 
-import http.client
-import json
 import os
-import socket
-import urllib.parse
 import uuid
 
 import pytest
 
 import sbxd_harness
+from docker_engine import Engine
 from sbxclient import uid, wait_until
 
 pytestmark = [
@@ -22,77 +19,6 @@ pytestmark = [
 ]
 
 FAIL_WAIT_S = 60  # bound for a killed container's session to turn failed
-SHELL_IMAGE = "sandbox-template-shell-basic:latest"
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=30):
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-
-class Engine:
-    """A few Engine API calls over the engine's Unix socket."""
-
-    def __init__(self, host):
-        if not host.startswith("unix://"):
-            raise ValueError("SBXD_DOCKER_HOST must be unix:///path, got %r" % host)
-        self.path = host[len("unix://"):]
-
-    def call(self, method, path, body=None, query=None, timeout=60):
-        if query:
-            path += "?" + urllib.parse.urlencode(query)
-        conn = _UnixConnection(self.path, timeout)
-        try:
-            headers = {}
-            data = None
-            if body is not None:
-                data = json.dumps(body).encode()
-                headers["Content-Type"] = "application/json"
-            conn.request(method, path, body=data, headers=headers)
-            r = conn.getresponse()
-            raw = r.read()
-        finally:
-            conn.close()
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw
-        assert r.status < 500, "engine %s %s: %d %r" % (method, path, r.status, parsed)
-        return r.status, parsed
-
-    def containers(self):
-        st, body = self.call("GET", "/containers/json", query={"all": "1"})
-        assert st == 200, body
-        return body
-
-    def exists(self, cid):
-        st, _ = self.call("GET", "/containers/%s/json" % cid)
-        return st == 200
-
-    def state(self, cid):
-        st, body = self.call("GET", "/containers/%s/json" % cid)
-        assert st == 200, body
-        return body["State"]
-
-    def run(self, name, labels):
-        """A detached, networkless container that sleeps; returns its id."""
-        st, body = self.call("POST", "/containers/create", query={"name": name}, body={
-            "Image": SHELL_IMAGE, "Cmd": ["sleep", "600"], "Labels": labels,
-            "HostConfig": {"NetworkMode": "none", "AutoRemove": False}})
-        assert st == 201, body
-        cid = body["Id"]
-        st, body = self.call("POST", "/containers/%s/start" % cid)
-        assert st == 204, body
-        return cid
-
-    def remove(self, cid):
-        self.call("DELETE", "/containers/%s" % cid, query={"force": "1", "v": "1"})
 
 
 @pytest.fixture(scope="module")

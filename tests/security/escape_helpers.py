@@ -1,12 +1,15 @@
 """Helpers of the sandbox escape battery (test_escape.py): running probe handlers, and
 looking at a session's sandbox from the host side (its directory under the linux runtime's
-state_dir, its cgroup).  Host-side lookups need the daemon the harness started (not
-SBXD_URL): they return None otherwise and the tests skip those assertions."""
+state_dir, its cgroup; under the docker runtime its container, through the engine).
+Host-side lookups need the daemon the harness started (not SBXD_URL): they return None
+otherwise and the tests skip those assertions."""
 
 import glob
 import json
 import os
 import shutil
+
+from docker_engine import container_of as docker_container_of, engine_from_env, runtime
 
 CGROUP = "/sys/fs/cgroup"
 
@@ -102,6 +105,21 @@ def sandbox_of(sbxd, session_id):
         if h.get("session_id") == session_id:
             return h["sandbox_id"], os.path.dirname(path), h
     return None
+
+
+def executor_socket_of(sbxd, session_id):
+    """(host path of the session's executor socket, host pid of its sandbox's first
+    process) under the linux or the docker runtime (found through the engine of
+    SBXD_DOCKER_HOST), or None."""
+    if runtime() == "docker":
+        engine = engine_from_env()
+        info = docker_container_of(engine, session_id) if engine else None
+        if not info:
+            return None
+        run = [m["Source"] for m in info.get("Mounts") or [] if m.get("Destination") == "/run/sbx"]
+        return (os.path.join(run[0], "executor.sock"), info["State"]["Pid"]) if run else None
+    sb = sandbox_of(sbxd, session_id)
+    return None if sb is None else (os.path.join(sb[1], "run", "executor.sock"), sb[2]["pid"])
 
 
 def cgroup_file(sandbox_id, controller, name):

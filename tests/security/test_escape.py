@@ -21,8 +21,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from escape_helpers import (  # noqa: E402
-    assert_session_works, brief, cgroup_file, data_dir, disk_used, ok, probe, read_kv, record,
-    run, sandbox_of, sandboxes_dir)
+    assert_session_works, brief, cgroup_file, data_dir, disk_used, executor_socket_of, ok, probe,
+    read_kv, record, run, runtime, sandbox_of, sandboxes_dir)
 
 pytestmark = pytest.mark.linux_runtime
 
@@ -382,9 +382,9 @@ def test_other_sandboxes_executor_socket_and_control_plane_files_are_not_visible
     need_host(sbxd)
     a = make_session("python-basic")["id"]
     b = make_session("python-basic")["id"]
-    sb_b = sandbox_of(sbxd, b)
+    sb_b = executor_socket_of(sbxd, b)
     assert sb_b, "no sandbox found for session %s" % b
-    b_sock = os.path.join(sb_b[1], "run", "executor.sock")
+    b_sock, b_pid = sb_b
     assert os.path.exists(b_sock)
     db = glob.glob(os.path.join(data_dir(sbxd), "*.db"))
     rv = probe(api, a, """
@@ -406,7 +406,7 @@ def handler(e):
     return json.dumps(out)
 """, event={"paths": {"other_executor": b_sock,
                       "other_executor_via_proc": "/proc/%d/root/run/sbx/executor.sock"
-                      % sb_b[2]["pid"]},
+                      % b_pid},
             "files": [data_dir(sbxd), sandboxes_dir(sbxd)] + db})
     assert rv["other_executor"] == "ENOENT", rv
     assert rv["other_executor_via_proc"] == "ENOENT", rv
@@ -565,11 +565,19 @@ def handler(e):
         assert rv[p] in ("EROFS", "EACCES"), (p, rv)
     assert rv["/proc/sysrq-trigger"] in ("EROFS", "EACCES", "ENOENT"), rv
     assert rv["/proc/self/oom_score_adj"] in ("EACCES", "EPERM"), rv
-    # /sys is not mounted at all: nothing to write to, and no way to create it.
-    assert rv["sys_exists"] is False, rv
-    assert rv["/sys/kernel/uevent_helper"] == "ENOENT", rv
-    assert rv["/sys/fs/cgroup/cgroup.procs"] == "ENOENT", rv
-    assert rv["mkdir /sys"] == "EROFS", rv
+    if runtime() == "docker":
+        # The engine mounts sysfs read-only (and the cgroup v1 controllers under it): there
+        # is a /sys, but nothing in it can be written.
+        assert rv["sys_exists"] is True, rv
+        assert rv["/sys/kernel/uevent_helper"] in ("EROFS", "EACCES"), rv
+        assert rv["/sys/fs/cgroup/cgroup.procs"] in ("EROFS", "EACCES", "ENOENT"), rv
+        assert rv["mkdir /sys"] == "EEXIST", rv
+    else:
+        # /sys is not mounted at all: nothing to write to, and no way to create it.
+        assert rv["sys_exists"] is False, rv
+        assert rv["/sys/kernel/uevent_helper"] == "ENOENT", rv
+        assert rv["/sys/fs/cgroup/cgroup.procs"] == "ENOENT", rv
+        assert rv["mkdir /sys"] == "EROFS", rv
     assert rv["mkdir /newdir"] == "EROFS", rv
     assert rv["mkdir /proc/sys/newdir"] in ("EROFS", "EACCES", "EPERM", "ENOENT"), rv
 
@@ -595,6 +603,14 @@ def handler(e):
             out[p] = 'present'
         except OSError as ex:
             out[p] = err(ex)
+        try:
+            if os.path.isdir(p):
+                os.listdir(p)
+            else:
+                open(p, 'rb').close()
+            out['read ' + p] = 'ok'
+        except OSError as ex:
+            out['read ' + p] = err(ex)
     try:
         out['kcore'] = len(open('/proc/kcore', 'rb').read(4096))
     except OSError as ex:
@@ -610,22 +626,32 @@ def handler(e):
     pid1 = rv["environs"]["1"]
     assert isinstance(pid1, list), rv["environs"]
     keys = {kv.split("=", 1)[0] for kv in pid1 if kv}
-    assert keys <= {"PATH", "HOME", "LANG"}, pid1
+    # The engine adds HOSTNAME (the container's, "sandbox") to every container.
+    allowed = {"PATH", "HOME", "LANG"} | ({"HOSTNAME"} if runtime() == "docker" else set())
+    assert keys <= allowed, pid1
     for p, env in rv["environs"].items():
         assert CANARY not in json.dumps(env), (p, env)
     assert CANARY not in json.dumps(rv["own_env"]), rv["own_env"]
     if sbxd.proc is not None:   # positive control: the daemon itself has the canary
         with open("/proc/%d/environ" % sbxd.proc.proc.pid, "rb") as f:
             assert CANARY.encode() in f.read()
-    for p in ("/etc/shadow", "/etc/gshadow", "/root", "/home", "/var", "/boot", "/etc/ssh",
-              "/etc/sandbox", "/usr/local/etc/sandbox/sbxd.conf"):
+    for p in ("/etc/ssh", "/etc/sandbox", "/usr/local/etc/sandbox/sbxd.conf"):
         assert rv[p] == "ENOENT", (p, rv[p])
+    if runtime() == "docker":
+        # The root is the image's (a Debian root with its own shadow files and /root), not
+        # the host's: they exist but the sandbox user can read none of them.
+        for p in ("/etc/shadow", "/etc/gshadow", "/root"):
+            assert rv["read " + p] in ("EACCES", "ENOENT"), (p, rv["read " + p])
+    else:
+        for p in ("/etc/shadow", "/etc/gshadow", "/root", "/home", "/var", "/boot"):
+            assert rv[p] == "ENOENT", (p, rv[p])
+        assert set(rv["root"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32",
+                                   "opt", "proc", "run", "sbin", "tmp", "usr",
+                                   "workspace"}, rv["root"]
+        assert set(rv["etc"]) <= {"passwd", "group", "hosts", "nsswitch.conf", "hostname",
+                                  "resolv.conf"}, rv["etc"]
     assert rv["kcore"] in ("ENOENT", 0), rv["kcore"]   # absent on this kernel, or /dev/null
     assert rv["keys"] in ("ENOENT", 0), rv["keys"]
-    assert set(rv["root"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt",
-                               "proc", "run", "sbin", "tmp", "usr", "workspace"}, rv["root"]
-    assert set(rv["etc"]) <= {"passwd", "group", "hosts", "nsswitch.conf", "hostname",
-                              "resolv.conf"}, rv["etc"]
 
 
 def test_setuid_binaries_and_a_setuid_copy_in_workspace_give_no_privilege(api, py_session):
@@ -698,8 +724,11 @@ def handler(e):
     for p in ("/dev/mem", "/dev/kmem", "/dev/port", "/dev/vda", "/dev/sda", "/dev/kmsg",
               "/dev/loop0", "/dev/net/tun", "/dev/fuse"):
         assert rv[p] == "ENOENT", (p, rv)
-    assert rv["dev"] == sorted(["fd", "full", "null", "random", "shm", "stderr", "stdin",
-                                "stdout", "tty", "urandom", "zero"]), rv["dev"]
+    dev = ["fd", "full", "null", "random", "shm", "stderr", "stdin", "stdout", "tty",
+           "urandom", "zero"]
+    if runtime() == "docker":
+        dev += ["mqueue", "ptmx", "pts"]  # the engine's fixed set: a private devpts, mqueue
+    assert rv["dev"] == sorted(dev), rv["dev"]
 
 
 # ---- signals ----------------------------------------------------------------------------
@@ -1031,4 +1060,8 @@ def test_proc_self_status_shows_no_caps_no_new_privs_and_seccomp_filter(api, py_
     assert rv["NoNewPrivs"] == "1", rv
     assert rv["Seccomp"] == "2", rv
     assert rv["Uid"].split() == ["1000"] * 4 and rv["Gid"].split() == ["1000"] * 4, rv
-    assert rv["Groups"] == "", rv
+    if runtime() == "docker":
+        # The engine lists the primary group as a supplementary one too: no extra group.
+        assert rv["Groups"] in ("", "1000"), rv
+    else:
+        assert rv["Groups"] == "", rv
