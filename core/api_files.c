@@ -380,26 +380,38 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 	return MHD_YES;
 }
 
+/* Feeds as much of data as the relay has room for. MHD calls again for what is left only
+ * if the connection is suspended (or more bytes arrive): so either everything is consumed
+ * or the connection is parked until the upload thread makes room — never a partial
+ * consumption on a running connection, which hangs once the client has sent its last byte. */
 static int upload_data(struct req *r, const char *data, size_t n, size_t *consumed)
 {
 	struct upload *u = r->stream_ctx;
-	size_t space = relay_space(u->relay), feed;
+	size_t done = 0, space, feed;
 
-	/* the post processor may emit what it held back plus this input: keep a margin */
-	feed = space > 4 * UPLOAD_PP_BUF ? space - 4 * UPLOAD_PP_BUF : 0;
-	if (feed > n)
-		feed = n;
-	if (feed == 0) {
-		*consumed = 0;
-		if (relay_aborted(u->relay))
-			return -1;
-		if (relay_mhd_park_writer(u->relay, r->conn, 4 * UPLOAD_PP_BUF + 1))
-			return 0;
-		feed = n < 4096 ? n : 4096; /* space appeared meanwhile */
+	*consumed = 0;
+	while (done < n) {
+		/* the post processor may emit what it held back plus this input: keep a
+		 * margin */
+		space = relay_space(u->relay);
+		feed = space > 4 * UPLOAD_PP_BUF ? space - 4 * UPLOAD_PP_BUF : 0;
+		if (feed > n - done)
+			feed = n - done;
+		if (feed == 0) {
+			if (relay_aborted(u->relay))
+				return -1;
+			if (relay_mhd_park_writer(u->relay, r->conn, 4 * UPLOAD_PP_BUF + 1))
+				return 0;
+			feed = n - done < 4096 ? n - done : 4096; /* space appeared meanwhile */
+		}
+		if (MHD_post_process(u->pp, data + done, feed) != MHD_YES)
+			break;
+		done += feed;
+		*consumed = done;
 	}
-	*consumed = feed;
-	if (MHD_post_process(u->pp, data, feed) == MHD_YES)
+	if (done == n)
 		return 0;
+	*consumed = n;
 	pthread_mutex_lock(&u->mu);
 	if (!u->failed && !u->result_ready && !u->started) {
 		http_reply_error(r, 400, "Sandbox.InvalidRequest", NULL,

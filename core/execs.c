@@ -786,6 +786,7 @@ int execs_recover(struct server *srv)
 	sbx_err err;
 	int settled = 0, waiting = 0;
 	json_int_t kept = 0; /* live ones stay in the list: the next page starts after them */
+	json_t *cache = json_object();
 
 again:
 	q = json_pack("{s:[s,s], s:i, s:I}", "statuses", "pending", "running", "limit", 1000,
@@ -793,6 +794,7 @@ again:
 	if (DB(srv)->execution_list(DBI(srv), q, &page, &err) < 0) {
 		LOG_E("recovery: cannot list executions: %s", err.message);
 		json_decref(q);
+		json_decref(cache);
 		return waiting;
 	}
 	json_decref(q);
@@ -804,7 +806,7 @@ again:
 		json_t *sess = NULL, *res = NULL, *changes = NULL;
 		int64_t now = services_now_ms();
 
-		if (leases_owner_alive(srv, it)) {
+		if (leases_owner_alive(srv, it, cache)) {
 			kept++; /* a live process runs it and records its end */
 			continue;
 		}
@@ -845,5 +847,6 @@ again:
 	if (settled)
 		LOG_I("recovery: settled %d execution(s) left in flight by a stopped process",
 		      settled);
+	json_decref(cache);
 	return waiting;
 }

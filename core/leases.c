@@ -136,7 +136,7 @@ void leases_stamp(struct server *srv, json_t *rec)
 	json_object_set_new(rec, "boot", json_string(srv->instance_id));
 }
 
-int leases_owner_alive(struct server *srv, const json_t *rec)
+int leases_owner_alive(struct server *srv, const json_t *rec, json_t *cache)
 {
 	const char *replica = json_string_value(json_object_get(rec, "replica"));
 	const char *boot = json_string_value(json_object_get(rec, "boot"));
@@ -151,13 +151,16 @@ int leases_owner_alive(struct server *srv, const json_t *rec)
 	/* Another replica: alive while its replica lease is held. Taking the lease shows it
 	 * lapsed; give it straight back so that the replica, if it returns, renews freely. */
 	snprintf(name, sizeof name, "replica:%s", replica);
+	if (cache && json_object_get(cache, name))
+		return json_is_true(json_object_get(cache, name));
 	sbx_err_clear(&err);
 	rc = DB(srv)->lease_acquire(DBI(srv), name, srv->replica_id, 1000, &err);
-	if (rc == 0) {
+	if (rc == 0)
 		DB(srv)->lease_release(DBI(srv), name, srv->replica_id, &err);
-		return 0;
-	}
-	return 1; /* held by it (CONFLICT), or we cannot tell: leave its work alone */
+	/* held by it (CONFLICT), or we cannot tell: leave its work alone */
+	if (cache)
+		json_object_set_new(cache, name, json_boolean(rc != 0));
+	return rc != 0;
 }
 
 json_t *leases_detail(struct server *srv)

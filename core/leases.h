@@ -27,8 +27,9 @@ int leases_held(struct server *srv, const char *name);
 void leases_stamp(struct server *srv, json_t *rec);
 /* Is the process that stamped rec still alive? 1 yes (or unknown: db unreachable), 0 no:
  * the record is from a previous run of this replica or from a replica whose lease
- * expired. Records with no stamp count as dead. */
-int leases_owner_alive(struct server *srv, const json_t *rec);
+ * expired. Records with no stamp count as dead. cache (may be NULL) is an object the
+ * caller keeps for one pass: each other replica's lease is then looked up once. */
+int leases_owner_alive(struct server *srv, const json_t *rec, json_t *cache);
 /* {"id", "boot", "leases": {"reaper": true, ...}} for /health/detailed. */
 json_t *leases_detail(struct server *srv);
 

@@ -53,7 +53,7 @@ static int marked(const json_t *live, const char *kind, const char *id)
 /* Live sessions, every page: live maps "sandbox:<id>" → 1 for sessions whose sandbox runs
  * and "session:<id>" → 1 for sessions a live process is creating (its sandbox may exist
  * before the session record has a handle). */
-static int sync_sessions(struct server *srv, int startup, json_t *live, int *adopted)
+static int sync_sessions(struct server *srv, int startup, json_t *live, json_t *cache, int *adopted)
 {
 	json_t *q, *page = NULL, *it;
 	size_t i, total, offset = 0;
@@ -80,7 +80,7 @@ static int sync_sessions(struct server *srv, int startup, json_t *live, int *ado
 			const char *state;
 
 			if (strcmp(st, "creating") == 0) {
-				if (leases_owner_alive(srv, it)) {
+				if (leases_owner_alive(srv, it, cache)) {
 					mark(live, "session", id);
 					continue;
 				}
@@ -130,7 +130,7 @@ static int sync_sessions(struct server *srv, int startup, json_t *live, int *ado
 }
 
 /* Is a sandbox that no live session owns a warm-pool sandbox of a live process? */
-static int pooled_by_live(struct server *srv, const json_t *h)
+static int pooled_by_live(struct server *srv, const json_t *h, json_t *cache)
 {
 	const char *owner = json_string_value(json_object_get(h, "pool_owner"));
 	const char *at;
@@ -145,12 +145,12 @@ static int pooled_by_live(struct server *srv, const json_t *h)
 	if (strcmp(replica, srv->replica_id) == 0 && strcmp(boot, srv->instance_id) == 0)
 		return 1; /* ours: the pool destroys what it no longer wants */
 	stamp = json_pack("{s:s, s:s}", "replica", replica, "boot", boot);
-	alive = leases_owner_alive(srv, stamp);
+	alive = leases_owner_alive(srv, stamp, cache);
 	json_decref(stamp);
 	return alive;
 }
 
-static int destroy_orphans(struct server *srv, const json_t *live)
+static int destroy_orphans(struct server *srv, const json_t *live, json_t *cache)
 {
 	int orphans = 0;
 	sbx_err err;
@@ -169,7 +169,7 @@ static int destroy_orphans(struct server *srv, const json_t *live)
 			if (marked(live, "sandbox", sid) ||
 			    marked(live, "session",
 				   json_string_value(json_object_get(h, "session_id"))) ||
-			    pooled_by_live(srv, h))
+			    pooled_by_live(srv, h, cache))
 				continue;
 			sbx_err_clear(&err);
 			if (rt->d.runtime->sandbox_destroy(rt->inst, h, &err) < 0)
@@ -187,11 +187,12 @@ static int destroy_orphans(struct server *srv, const json_t *live)
 
 static int sync_pass(struct server *srv, int startup)
 {
-	json_t *live = json_object();
+	json_t *live = json_object(), *cache = json_object();
 	int adopted = 0, orphans = 0;
 
-	if (sync_sessions(srv, startup, live, &adopted) == 0)
-		orphans = destroy_orphans(srv, live);
+	if (sync_sessions(srv, startup, live, cache, &adopted) == 0)
+		orphans = destroy_orphans(srv, live, cache);
+	json_decref(cache);
 	if (startup || orphans)
 		LOG_I("recovery: %d sandbox(es) re-adopted, %d orphan(s) destroyed", adopted,
 		      orphans);
