@@ -1,6 +1,8 @@
 """pytest fixtures shared by tests/integration and tests/security (each directory's
 conftest.py star-imports this module).  See sbxd_harness.py for the environment knobs."""
 
+import os
+
 import pytest
 
 import sbxd_harness
@@ -34,6 +36,40 @@ def sbxd():
 @pytest.fixture(scope="session")
 def api(sbxd):
     return sbxd.client
+
+
+def start_private(settings=None, data_dir=None, config=None, port=None):
+    """Start a private sbxd (not the shared one) on the tier's config with `settings`
+    ({group: {key: value}}, see sbxd_harness.apply_settings) and return it; skips when
+    SBXD_URL is set or no daemon is available.  The caller calls cleanup() on it."""
+    if os.environ.get("SBXD_URL"):
+        pytest.skip("SBXD_URL set: cannot start a private sbxd")
+    try:
+        p = sbxd_harness.SbxdProcess(data_dir=data_dir, port=port, settings=settings,
+                                     config=config)
+    except sbxd_harness.NotAvailable as e:
+        pytest.skip(str(e))
+    try:
+        return p.start()
+    except Exception:
+        p.cleanup()
+        raise
+
+
+@pytest.fixture
+def private_sbxd():
+    """Factory: private_sbxd(settings=None, data_dir=None, config=None) -> a started
+    SbxdProcess of its own; every one is cleaned up (killed if still running) at teardown."""
+    procs = []
+
+    def start(settings=None, data_dir=None, config=None, port=None):
+        p = start_private(settings, data_dir, config, port)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.cleanup()
 
 
 @pytest.fixture

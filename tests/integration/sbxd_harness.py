@@ -6,9 +6,17 @@ Environment:
                etc/sbxd.conf)
   SBXD_URL     use this running server instead of starting one (tests that must start
                their own daemon -- shutdown, restart -- are skipped)
+  SBXD_PROD_DIR  the production tier's services (tests/production/services.sh): a private
+               daemon with settings of its own gets a MariaDB database of its own there
+
+A private daemon with other settings (short probe interval, warm pools...):
+SbxdProcess(settings={"sessions": {"probe_interval_ms": 300}, "warm_pools": {"size": 1}}),
+see DerivedConfig.
 """
 
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -64,12 +72,119 @@ def free_port():
         return s.getsockname()[1]
 
 
+def conf_value(v):
+    """A Python value as a libconfig value."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return "%d" % v
+    if isinstance(v, float):
+        return repr(v)
+    return json.dumps(str(v))
+
+
+def _group_span(text, name):
+    """(start of the body, index of the closing brace) of top-level group `name = { ... }`,
+    or None.  Braces inside strings and comments are not expected in these configs."""
+    m = re.search(r"(?m)^%s\s*=\s*\{" % re.escape(name), text)
+    if not m:
+        return None
+    depth, i = 1, m.end()
+    while i < len(text):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return m.end(), i
+        i += 1
+    raise ValueError("group %s is not closed in the config" % name)
+
+
+def apply_settings(text, settings):
+    """The config text with settings ({group: {key: value}}) applied: a key already in its
+    top-level group is replaced, a missing one is added to it, a missing group is appended.
+    Keys are scalars (conf_value)."""
+    for group, keys in (settings or {}).items():
+        span = _group_span(text, group)
+        if span is None:
+            text += "\n%s = {\n%s};\n" % (group, "".join(
+                "  %s = %s;\n" % (k, conf_value(v)) for k, v in keys.items()))
+            continue
+        start, end = span
+        body = text[start:end]
+        for k, v in keys.items():
+            body, n = re.subn(r"(?m)^(\s*)%s\s*=[^;\n]*;" % re.escape(k),
+                              lambda m: "%s%s = %s;" % (m.group(1), k, conf_value(v)), body)
+            if n == 0:
+                body = "\n  %s = %s;%s" % (k, conf_value(v), body)
+        text = text[:start] + body + text[end:]
+    return text
+
+
+def _mariadb_root(sql):
+    prod = os.environ["SBXD_PROD_DIR"]
+    subprocess.run(["mariadb", "--no-defaults", "--socket=%s/mariadb/sock" % prod, "-uroot",
+                    "-e", sql], check=True, timeout=30, stdin=subprocess.DEVNULL,
+                   capture_output=True)
+
+
+class DerivedConfig:
+    """A config file derived from the tier's (find_config()) with settings applied (see
+    apply_settings), in a temp dir of its own.  When the config uses the mariadb db plugin
+    and SBXD_PROD_DIR is set, the daemon gets a database of its own on the tier's MariaDB
+    server: sharing the suite's database would make it a second replica, whose sessions the
+    shared daemon's health probe (it holds the probe lease, with another linux state dir)
+    would judge.  Outlives the daemons that use it (a restart keeps the database)."""
+
+    def __init__(self, settings=None, own_database=True):
+        with open(find_config()) as f:
+            text = apply_settings(f.read(), settings)
+        self.dir = tempfile.mkdtemp(prefix="sbxd-it-conf-")
+        self.database = None
+        try:
+            if own_database and os.environ.get("SBXD_PROD_DIR") and re.search(
+                    r'kind = "db"; module = "mariadb";', text):
+                name = "sbxd_it_" + os.urandom(5).hex()
+                text, n = re.subn(r'(kind = "db"; module = "mariadb";[^\n]*database = )"[^"]*"',
+                                  r'\1"%s"' % name, text)
+                if n != 1:
+                    raise AssertionError("the production config's mariadb line has no "
+                                         "database = \"...\"")
+                _mariadb_root("CREATE DATABASE %s; GRANT ALL ON %s.* TO 'sbxd'@'127.0.0.1';"
+                              % (name, name))
+                self.database = name
+            self.path = os.path.join(self.dir, "sbxd.conf")
+            with open(self.path, "w") as f:
+                f.write(text)
+        except Exception:
+            self.cleanup()
+            raise
+
+    def cleanup(self):
+        try:
+            if self.database:
+                _mariadb_root("DROP DATABASE IF EXISTS %s;" % self.database)
+                self.database = None
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class SbxdProcess:
     """One daemon: `sbxd --config C --listen 127.0.0.1:PORT --data-dir D`."""
 
-    def __init__(self, data_dir=None, port=None):
+    def __init__(self, data_dir=None, port=None, settings=None, config=None):
+        """settings: a DerivedConfig of its own (removed by cleanup()); config: a
+        DerivedConfig shared with other daemons (the caller cleans it up)."""
         self.binary = find_binary()
-        self.config = find_config()
+        self.derived = None
+        if config is not None:
+            self.config = config.path
+        elif settings is not None:
+            self.derived = DerivedConfig(settings)
+            self.config = self.derived.path
+        else:
+            self.config = find_config()
         self.own_data_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="sbxd-it-data-")
         self.port = port or free_port()
@@ -149,6 +264,9 @@ class SbxdProcess:
             os.unlink(self.log_path)
         if self.own_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.derived is not None:
+            self.derived.cleanup()
+            self.derived = None
 
 
 class Target:
