@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -573,6 +574,9 @@ int main(void)
 		json_t *hs = json_array(), *h;
 		int k, all_ok = 1;
 
+		/* the children's sandbox inits are re-parented to us, not to a pid 1 that may
+		 * not reap */
+		prctl(PR_SET_CHILD_SUBREAPER, 1);
 		/* two instances made before either creates: in-memory slots would collide */
 		for (k = 0; i1 && i2 && k < 4; k++) {
 			h = make(k % 2 ? i2 : i1, "sandbox-template-shell-basic:latest", 64, 8, 32,
@@ -614,6 +618,9 @@ int main(void)
 			}
 		}
 		ok(all_ok, "any instance destroys any sandbox of the state dir and frees its slot");
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		prctl(PR_SET_CHILD_SUBREAPER, 0);
 		json_decref(hs);
 		st = NULL;
 		if (i1)
