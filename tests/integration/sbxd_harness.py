@@ -137,8 +137,9 @@ class DerivedConfig:
     shared daemon's health probe (it holds the probe lease, with another linux state dir)
     would judge.  Outlives the daemons that use it (a restart keeps the database)."""
 
-    def __init__(self, settings=None, own_database=True):
-        with open(find_config()) as f:
+    def __init__(self, settings=None, own_database=True, base=None):
+        """base: the config file to derive from (default: find_config())."""
+        with open(base or find_config()) as f:
             text = apply_settings(f.read(), settings)
         self.dir = tempfile.mkdtemp(prefix="sbxd-it-conf-")
         self.database = None
