@@ -658,6 +658,14 @@ def write_report(path, ctx, results, srvlog, notes):
     if os.path.exists(wt):
         with open(wt) as f:
             a(f.read().rstrip() + "\n")
+    # The section bench/docker.py writes (its own run) is kept as it is.
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        m = re.search(r"<!-- bench/docker.py: begin -->.*<!-- bench/docker.py: end -->\n?", old,
+                      re.S)
+        if m:
+            a(m.group(0))
     with open(path, "w") as f:
         f.write("\n".join(L))
 
