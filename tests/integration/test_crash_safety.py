@@ -219,11 +219,20 @@ def data_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def test_sigkill_of_sbxd_with_executions_in_flight_loses_nothing(data_dir):
+@pytest.fixture
+def config():
+    """The tier's config; on the production tier with a MariaDB database of its own, so
+    that the suite's shared daemon (another replica) does not judge these sessions."""
+    c = sbxd_harness.DerivedConfig()
+    yield c
+    c.cleanup()
+
+
+def test_sigkill_of_sbxd_with_executions_in_flight_loses_nothing(data_dir, config):
     procs = []
     load = None
     try:
-        first = sbxd_harness.SbxdProcess(data_dir=data_dir)
+        first = sbxd_harness.SbxdProcess(data_dir=data_dir, config=config)
         procs.append(first)
         api = first.start().client
         load = Load(api)
@@ -233,7 +242,7 @@ def test_sigkill_of_sbxd_with_executions_in_flight_loses_nothing(data_dir):
         assert running > 0, "no execution was running when sbxd was to be killed"
         first.kill()  # SIGKILL
 
-        second = sbxd_harness.SbxdProcess(data_dir=data_dir, port=first.port)
+        second = sbxd_harness.SbxdProcess(data_dir=data_dir, port=first.port, config=config)
         procs.append(second)
         api = second.start().client
         st = load.settle(api)
@@ -250,8 +259,8 @@ def test_sigkill_of_sbxd_with_executions_in_flight_loses_nothing(data_dir):
 
 @pytest.mark.skipif(not PROD, reason="restarts MariaDB: needs the production tier "
                                      "(SBXD_PROD_DIR, tests/production/services.sh)")
-def test_mariadb_restart_with_executions_in_flight_loses_nothing(data_dir):
-    proc = sbxd_harness.SbxdProcess(data_dir=data_dir)
+def test_mariadb_restart_with_executions_in_flight_loses_nothing(data_dir, config):
+    proc = sbxd_harness.SbxdProcess(data_dir=data_dir, config=config)
     load = None
     db_down = False
     try:

@@ -13,8 +13,6 @@ S3 server and the same `linux` runtime state dir, with different ports and repli
 import json
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -43,44 +41,31 @@ pytestmark = [
 HANDLER = "def handler(e):\n    return {'twice': e['n'] * 2}\n"
 
 
-def mariadb_root(sql):
-    subprocess.run(["mariadb", "--no-defaults", "--socket=%s/mariadb/sock" % PROD, "-uroot",
-                    "-e", sql], check=True, timeout=30)
-
-
 class Cluster:
-    """A database of its own on the tier's MariaDB, a shared runtime state dir, and the
-    replicas' configs (the tier's config plus replica_id, short leases and state_dir)."""
+    """The replicas' configs: the tier's config with a MariaDB database of their own (the
+    harness's DerivedConfig: the suite's shared daemon is not a third replica), short
+    leases, the shared linux state dir and each replica's replica_id."""
 
     def __init__(self):
-        self.db = "sbxd_rep_" + uuid.uuid4().hex[:10]
-        self.tmp = tempfile.mkdtemp(prefix="sbxd-replicas-")
+        self.conf = sbxd_harness.DerivedConfig(settings={"sessions": {
+            "lease_ttl_ms": LEASE_TTL_MS, "probe_interval_ms": PROBE_INTERVAL_MS}})
+        self.tmp = self.conf.dir
         os.chmod(self.tmp, 0o711)
         self.state_dir = os.path.join(self.tmp, "linux")
         os.mkdir(self.state_dir, 0o711)
         self.procs = []
-        mariadb_root("CREATE DATABASE %s; GRANT ALL ON %s.* TO 'sbxd'@'127.0.0.1';"
-                     % (self.db, self.db))
-        with open(sbxd_harness.find_config()) as f:
-            self.base = f.read()
+        with open(self.conf.path) as f:
+            text = f.read()
+        self.base, n = re.subn(
+            r'(kind = "runtime"; module = "linux";[^\n]*config = \{)[^}\n]*\}',
+            r'\1 state_dir = "%s"; }' % self.state_dir, text)
+        assert n == 1, "the tier's config has no one-line linux runtime entry"
 
     def config(self, replica_id):
-        s = self.base
-        s, n_server = re.subn(r"(?m)^server = \{\n",
-                              'server = {\n  replica_id = "%s";\n' % replica_id, s, count=1)
-        s, n_sessions = re.subn(r"(?m)^sessions = \{\n",
-                                "sessions = {\n  lease_ttl_ms = %d;\n  probe_interval_ms = %d;\n"
-                                % (LEASE_TTL_MS, PROBE_INTERVAL_MS), s, count=1)
-        s, n_db = re.subn(r'(kind = "db"; module = "mariadb";[^\n]*database = )"[^"]*"',
-                          r'\1"%s"' % self.db, s)
-        s, n_rt = re.subn(r'(kind = "runtime"; module = "linux";[^\n]*config = \{)[^}\n]*\}',
-                          r'\1 state_dir = "%s"; }' % self.state_dir, s)
-        assert (n_server, n_sessions, n_db, n_rt) == (1, 1, 1, 1), (
-            "the tier's config does not have the expected server/sessions groups, mariadb "
-            "db and linux runtime lines (%d %d %d %d)" % (n_server, n_sessions, n_db, n_rt))
         path = os.path.join(self.tmp, "%s.conf" % replica_id)
         with open(path, "w") as f:
-            f.write(s)
+            f.write(sbxd_harness.apply_settings(self.base,
+                                                {"server": {"replica_id": replica_id}}))
         return path
 
     def start(self, replica_id, data_dir=None, port=None):
@@ -95,10 +80,7 @@ class Cluster:
     def cleanup(self):
         for p in self.procs:
             p.cleanup()
-        try:
-            mariadb_root("DROP DATABASE IF EXISTS %s;" % self.db)
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        self.conf.cleanup()  # the database and the temp dir
 
 
 @pytest.fixture
