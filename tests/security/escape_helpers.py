@@ -122,6 +122,23 @@ def executor_socket_of(sbxd, session_id):
     return None if sb is None else (os.path.join(sb[1], "run", "executor.sock"), sb[2]["pid"])
 
 
+def docker_cgroup_file(session_id, controller, name):
+    """Path of a cgroup file of the session's container (docker runtime; cgroupfs or systemd
+    driver, v1 or v2), or None."""
+    engine = engine_from_env()
+    info = docker_container_of(engine, session_id) if engine else None
+    if not info:
+        return None
+    cid = info["Id"]
+    for p in (os.path.join(CGROUP, controller, "docker", cid, name),
+              os.path.join(CGROUP, "docker", cid, name),
+              os.path.join(CGROUP, controller, "system.slice", "docker-%s.scope" % cid, name),
+              os.path.join(CGROUP, "system.slice", "docker-%s.scope" % cid, name)):
+        if os.path.exists(p):
+            return p
+    return None
+
+
 def cgroup_file(sandbox_id, controller, name):
     """Path of a cgroup file of the sandbox, v2 or v1, or None."""
     for p in (os.path.join(CGROUP, "sbxd", sandbox_id, name),

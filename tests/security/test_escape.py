@@ -21,8 +21,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from escape_helpers import (  # noqa: E402
-    assert_session_works, brief, cgroup_file, data_dir, disk_used, executor_socket_of, ok, probe,
-    read_kv, record, run, runtime, sandbox_of, sandboxes_dir)
+    assert_session_works, brief, cgroup_file, data_dir, disk_used, docker_cgroup_file,
+    executor_socket_of, ok, probe, read_kv, record, run, runtime, sandbox_of, sandboxes_dir)
 
 pytestmark = pytest.mark.linux_runtime
 
@@ -99,6 +99,11 @@ def test_fork_bomb_is_stopped_by_the_pids_limit_host_unaffected_next_execution_w
         assert ev and read_kv(ev).get("max", 0) > 0, "pids limit never hit: %s" % ev
         cur = cgroup_file(sb[0], "pids", "pids.current")
         assert int(open(cur).read()) <= limit
+    elif runtime() == "docker" and sbxd.proc is not None:
+        ev = docker_cgroup_file(sid, "pids", "pids.events")
+        assert ev and read_kv(ev).get("max", 0) > 0, "pids limit never hit: %s" % ev
+        assert int(open(docker_cgroup_file(sid, "pids", "pids.max")).read()) <= limit
+        assert int(open(docker_cgroup_file(sid, "pids", "pids.current")).read()) <= limit
     assert_session_works(api, sid)
 
 
@@ -122,6 +127,10 @@ def test_memory_bomb_is_killed_status_crashed_next_execution_works(api, sbxd, ma
         else:
             f = cgroup_file(sb[0], "memory", "memory.oom_control")
             assert f and read_kv(f).get("oom_kill", 0) >= 1, f
+    elif runtime() == "docker" and sbxd.proc is not None:
+        f = (docker_cgroup_file(sid, "memory", "memory.events")
+             or docker_cgroup_file(sid, "memory", "memory.oom_control"))
+        assert f and read_kv(f).get("oom_kill", 0) >= 1, f
     assert_session_works(api, sid)
     assert api.get("/health").status == 200
 
