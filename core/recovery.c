@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -150,21 +151,37 @@ static int pooled_by_live(struct server *srv, const json_t *h, json_t *cache)
 	return alive;
 }
 
-static int destroy_orphans(struct server *srv, const json_t *live, json_t *cache)
+/* Every runtime's sandboxes, listed BEFORE the sessions are read: a session is stored
+ * before its sandbox is built, so the owner of any sandbox listed here is already in the db
+ * when the sessions are read — the other order would take a sandbox created between the
+ * two reads for an orphan. *lists[r] is runtime r's array (NULL when it failed). */
+static json_t **list_sandboxes(struct server *srv)
+{
+	json_t **lists = calloc(srv->n_runtimes + 1, sizeof *lists);
+	sbx_err err;
+
+	for (size_t r = 0; lists && r < srv->n_runtimes; r++) {
+		struct plugin *rt = srv->runtimes[r];
+		sbx_err_clear(&err);
+		if (rt->d.runtime->sandbox_list(rt->inst, &lists[r], &err) < 0) {
+			LOG_W("recovery: runtime '%s' cannot list its sandboxes: %s",
+			      rt->spec->name, err.message);
+			lists[r] = NULL;
+		}
+	}
+	return lists;
+}
+
+static int destroy_orphans(struct server *srv, json_t **lists, const json_t *live, json_t *cache)
 {
 	int orphans = 0;
 	sbx_err err;
 
 	for (size_t r = 0; r < srv->n_runtimes; r++) {
 		struct plugin *rt = srv->runtimes[r];
-		json_t *handles = NULL, *h;
+		json_t *h;
 		size_t j;
-		if (rt->d.runtime->sandbox_list(rt->inst, &handles, &err) < 0) {
-			LOG_W("recovery: runtime '%s' cannot list its sandboxes: %s",
-			      rt->spec->name, err.message);
-			continue;
-		}
-		json_array_foreach (handles, j, h) {
+		json_array_foreach (lists[r], j, h) {
 			const char *sid = json_string_value(json_object_get(h, "sandbox_id"));
 			if (marked(live, "sandbox", sid) ||
 			    marked(live, "session",
@@ -180,7 +197,6 @@ static int destroy_orphans(struct server *srv, const json_t *live, json_t *cache
 				orphans++;
 			}
 		}
-		json_decref(handles);
 	}
 	return orphans;
 }
@@ -188,10 +204,14 @@ static int destroy_orphans(struct server *srv, const json_t *live, json_t *cache
 static int sync_pass(struct server *srv, int startup)
 {
 	json_t *live = json_object(), *cache = json_object();
+	json_t **lists = list_sandboxes(srv);
 	int adopted = 0, orphans = 0;
 
-	if (sync_sessions(srv, startup, live, cache, &adopted) == 0)
-		orphans = destroy_orphans(srv, live, cache);
+	if (lists && sync_sessions(srv, startup, live, cache, &adopted) == 0)
+		orphans = destroy_orphans(srv, lists, live, cache);
+	for (size_t r = 0; lists && r < srv->n_runtimes; r++)
+		json_decref(lists[r]);
+	free(lists);
 	json_decref(cache);
 	if (startup || orphans)
 		LOG_I("recovery: %d sandbox(es) re-adopted, %d orphan(s) destroyed", adopted,

@@ -337,6 +337,10 @@ static struct plugin *choose_runtime(struct server *srv, const json_t *spec, cha
 		    server_runtime(srv, json_string_value(json_object_get(choice, "runtime")));
 		snprintf(node, nlen, "%s",
 			 json_string_value(json_object_get(choice, "node")) ?: "");
+		LOG_I("session=%s placed on runtime=%s node=%s reason=\"%s\"",
+		      json_string_value(json_object_get(spec, "session_id")),
+		      json_string_value(json_object_get(choice, "runtime")) ?: "?", node,
+		      json_string_value(json_object_get(choice, "reason")) ?: "");
 		json_decref(choice);
 		if (!p)
 			sbx_err_set(err, SBX_E_INTERNAL, "the policy chose an unknown runtime");

@@ -21,12 +21,17 @@ extern "C" {
  *   {"session_id": "s-...", "template_id": "python-basic", "image": "sandbox-...:latest",
  *    "runtime_type": "python3.11",
  *    "resources": {"cpu": 1.0, "memory_mb": 512, "disk_mb": 1024, "max_processes": 128},
- *    "env_vars": {"K": "V"}, "network": "none"|"loopback", "executor_token": "hex"}
+ *    "env_vars": {"K": "V"}, "network": "none"|"loopback", "executor_token": "hex",
+ *    "node"?: "id" (the policy's choice), "pool_owner"?: "boot@replica"}
+ *   A warm-pool sandbox (built ahead for a template) has no session_id and a pool_owner;
+ *   modules keep pool_owner and return it in the handle from sandbox_create and
+ *   sandbox_list, so that state sync on any replica can tell whose pool it is in. The core
+ *   passes session env_vars with each execution; a module need not apply them.
  * handle (returned by sandbox_create, stored by the core, passed back later):
  *   {"sandbox_id": "...", "session_id": "...", "node": "...",
  *    "container_id"?: "...", "pod_name"?: "...", "workspace_path"?: "/host/path",
  *    "executor": {"unix_socket"?: "/host/path.sock", "url": "http://sandbox",
- *                 "token"?: "..."}}
+ *                 "token"?: "..."}, "pool_owner"?: "..."}
  *   Modules may add their own members; the core keeps the whole object.
  */
 struct sbx_runtime_plugin {
@@ -52,7 +57,8 @@ struct sbx_runtime_plugin {
 
 	/* Optional. Node inventory: array of {"id", "healthy": true, "capacity": {"cpu",
 	 * "memory_mb", "max_sessions"}, "allocated": {"cpu", "memory_mb", "sessions"},
-	 * "templates_warm": [...], "images_cached": [...]}. */
+	 * "templates_warm": [], "images_cached": ["image name", ...]}. The core fills
+	 * templates_warm from its warm pools ([{"template_id", "ready"}]). */
 	int (*nodes)(void *inst, json_t **nodes, sbx_err *err);
 
 	/* Optional. A real check of the module's dependencies; *detail is an object shown at

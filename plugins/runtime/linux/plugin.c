@@ -411,6 +411,8 @@ static int lx_sandbox_create(void *inst, const json_t *spec, json_t **handle, sb
 		rc = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
 		goto fail;
 	}
+	if (json_is_string(json_object_get(spec, "pool_owner"))) /* a warm-pool sandbox */
+		json_object_set(h, "pool_owner", json_object_get(spec, "pool_owner"));
 	/* Persist while the executor starts up (the fsyncs overlap its start-up). */
 	if ((rc = state_save(dir, h, err)) < 0)
 		goto fail;
@@ -647,15 +649,20 @@ static int lx_health(void *inst, json_t **detail, sbx_err *err)
 static int lx_nodes(void *inst, json_t **nodes, sbx_err *err)
 {
 	struct lx *lx = inst;
-	json_t *list = NULL, *h, *node;
+	json_t *list = NULL, *h, *node, *images = json_array(), *v;
+	const char *k;
 	sbx_err herr;
 	double cpu = 0;
 	long mem = 0, n = 0;
 	size_t i;
 	int rc;
 
-	if ((rc = lx_sandbox_list(lx, &list, err)) < 0)
+	if ((rc = lx_sandbox_list(lx, &list, err)) < 0) {
+		json_decref(images);
 		return rc;
+	}
+	json_object_foreach (lx->images, k, v) /* every catalogue image is "cached" here */
+		json_array_append_new(images, json_string(k));
 	json_array_foreach (list, i, h) {
 		json_t *st = NULL;
 		const json_t *res = json_object_get(h, "resources");
@@ -668,12 +675,12 @@ static int lx_nodes(void *inst, json_t **nodes, sbx_err *err)
 		json_decref(st);
 	}
 	json_decref(list);
-	node = json_pack("{s:s, s:b, s:{s:I, s:I, s:I}, s:{s:f, s:I, s:I}, s:[], s:O}", "id",
+	node = json_pack("{s:s, s:b, s:{s:I, s:I, s:I}, s:{s:f, s:I, s:I}, s:[], s:o}", "id",
 			 lx->node, "healthy", lx_health(lx, &h, &herr) == 0, "capacity", "cpu",
 			 (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "memory_mb",
 			 (json_int_t)mem_total_mb(), "max_sessions", (json_int_t)lx->max_sessions,
 			 "allocated", "cpu", cpu, "memory_mb", (json_int_t)mem, "sessions",
-			 (json_int_t)n, "templates_warm", "images_cached", lx->images);
+			 (json_int_t)n, "templates_warm", "images_cached", images);
 	json_decref(h);
 	if (!node)
 		return sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
