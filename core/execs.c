@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "exec_client.h"
@@ -294,7 +295,24 @@ static void finish_run(struct run *run, json_t *changes)
 	int had_waiters;
 	sbx_err err;
 
-	if (DB(srv)->execution_update(DBI(srv), run->id, changes, "running", &rec, &err) < 0) {
+	/* The db may be briefly unreachable (a MariaDB restart): keep the result and retry,
+	 * with backoff, for up to a minute; at shutdown the executor keeps it for the next
+	 * start, and past the minute state sync collects it from the executor. */
+	for (int attempt = 0, rc;; attempt++) {
+		int stop;
+		sbx_err_clear(&err);
+		rc = DB(srv)->execution_update(DBI(srv), run->id, changes, "running", &rec, &err);
+		pthread_mutex_lock(&x->mu);
+		stop = x->stop;
+		pthread_mutex_unlock(&x->mu);
+		if (rc == 0 || -rc != SBX_E_UNAVAILABLE || stop || attempt >= 60)
+			break;
+		if (attempt == 0)
+			LOG_W("execution=%s result not stored yet (%s); retrying", run->id,
+			      err.message);
+		usleep(attempt < 5 ? 200000 : 1000000);
+	}
+	if (!rec) {
 		/* deleted meanwhile, or settled by someone else: reply with what is stored */
 		json_decref(rec);
 		rec = NULL;
@@ -779,6 +797,24 @@ int execs_running(struct server *srv)
 	return n;
 }
 
+static int owned_here(struct server *srv, const json_t *rec)
+{
+	return !strcmp(json_string_value(json_object_get(rec, "replica")) ?: "", srv->replica_id) &&
+	       !strcmp(json_string_value(json_object_get(rec, "boot")) ?: "", srv->instance_id);
+}
+
+/* Is execution id in this process's running table? (A run is in it from before its record
+ * is inserted until after its end is stored.) */
+static int run_active(struct execs *x, const char *id)
+{
+	int found = 0;
+	pthread_mutex_lock(&x->mu);
+	for (struct run *r = x->running; r && !found; r = r->next)
+		found = strcmp(r->id, id) == 0;
+	pthread_mutex_unlock(&x->mu);
+	return found;
+}
+
 int execs_recover(struct server *srv)
 {
 	json_t *q, *page = NULL, *it;
@@ -806,8 +842,12 @@ again:
 		json_t *sess = NULL, *res = NULL, *changes = NULL;
 		int64_t now = services_now_ms();
 
-		if (leases_owner_alive(srv, it, cache)) {
-			kept++; /* a live process runs it and records its end */
+		/* A live process runs it and records its end — unless that is this very
+		 * process and the run is no longer in its table: then recording its end
+		 * failed (the db was down for longer than finish_run retries). */
+		if (leases_owner_alive(srv, it, cache) &&
+		    !(owned_here(srv, it) && !run_active(srv->execs, id))) {
+			kept++;
 			continue;
 		}
 
