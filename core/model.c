@@ -171,6 +171,7 @@ json_t *model_session_view(struct server *srv, const json_t *rec)
 	json_object_set_new(v, "workspace_path", json_string("/workspace"));
 	json_object_set_new(v, "runtime_type", get_or_null(rec, "runtime_type"));
 	json_object_set_new(v, "runtime_node", get_or_null(rec, "runtime_node"));
+	json_object_set_new(v, "sandbox_id", get_or_null(h, "sandbox_id"));
 	json_object_set_new(v, "container_id", get_or_null(h, "container_id"));
 	json_object_set_new(v, "pod_name", get_or_null(h, "pod_name"));
 	json_object_set_new(v, "env_vars", get_or_null(rec, "env_vars"));
