@@ -158,10 +158,16 @@ def listed_sessions(api):
 
 
 def sandbox_orphans(api, data_dir):
-    """Linux runtime: (sandboxes whose session is not running, running sessions of this
-    daemon without a live sandbox).  The runtime's state dir is <data_dir>/linux."""
+    """Linux runtime: (sandboxes that neither a running session nor sbxd's warm pool owns,
+    running sessions of this daemon without a live sandbox).  The runtime's state dir is
+    <data_dir>/linux.  A session's sandbox is matched by the sandbox_id the API shows (a
+    sandbox taken from a warm pool was built before its session existed); a pooled
+    sandbox carries pool_owner and no session."""
     if RUNTIME != "linux":
         return None, []
+    running = {}
+    for s in listed_running(api, full=True):
+        running[s.get("sandbox_id")] = s["id"]
     root = os.path.join(data_dir, "linux", "sandboxes")
     orphans, by_session = [], {}
     for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
@@ -171,30 +177,29 @@ def sandbox_orphans(api, data_dir):
         except (OSError, ValueError):
             orphans.append((name, "no sandbox.json"))
             continue
-        sid = h.get("session_id")
-        r = retrying(lambda: api.get("/sessions/%s" % sid)) if sid else None
-        if r is None or r.status != 200 or r.body.get("status") != "running":
-            orphans.append((name, sid, r and r.status, r and r.status == 200 and
-                            r.body.get("status")))
+        sid = running.get(h.get("sandbox_id"))
+        if sid is None and h.get("pool_owner") and not h.get("session_id"):
+            if not pid_alive(h.get("pid")):
+                orphans.append((name, "pooled", "its init is gone"))
+            continue
+        if sid is None:
+            orphans.append((name, h.get("session_id"), "no running session owns it"))
             continue
         if not pid_alive(h.get("pid")):
             orphans.append((name, sid, "its init is gone"))
             continue
         by_session[sid] = name
-    missing = []
-    for s in listed_running(api):
-        if s not in by_session:
-            missing.append(s)
+    missing = [s for s in running.values() if s not in by_session]
     return orphans, missing
 
 
-def listed_running(api):
+def listed_running(api, full=False):
     out, offset = [], 0
     while True:
         r = retrying(lambda: api.get("/sessions", params={"status": "running", "limit": 100,
                                                           "offset": offset}))
         assert r.status == 200, r
-        out += [s["id"] for s in r.body["items"]]
+        out += r.body["items"] if full else [s["id"] for s in r.body["items"]]
         if not r.body.get("has_more"):
             return out
         offset += len(r.body["items"])

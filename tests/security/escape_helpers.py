@@ -92,17 +92,21 @@ def sandboxes_dir(sbxd):
 
 
 def sandbox_of(sbxd, session_id):
-    """(sandbox id, host directory, handle) of a session's sandbox, or None."""
+    """(sandbox id, host directory, handle) of a session's sandbox, or None. Matched by the
+    sandbox_id the API shows for the session (a sandbox from a warm pool was built before
+    its session, so its own record names no session)."""
     base = sandboxes_dir(sbxd)
     if base is None:
         return None
+    r = sbxd.client.get("/sessions/%s" % session_id)
+    want = r.body.get("sandbox_id") if r.status == 200 and isinstance(r.body, dict) else None
     for path in glob.glob(os.path.join(base, "lx-*", "sandbox.json")):
         try:
             with open(path) as f:
                 h = json.load(f)
         except (OSError, ValueError):
             continue
-        if h.get("session_id") == session_id:
+        if h.get("sandbox_id") == want or (want is None and h.get("session_id") == session_id):
             return h["sandbox_id"], os.path.dirname(path), h
     return None
 
