@@ -1,13 +1,11 @@
 """Reaching a session's sandbox behind sbxd's back, for the warm-pool, probe and lifecycle
 tests: which sandboxes a private daemon's runtime holds, and killing or freezing the one
-of a session without any API call.
+of a session without any API call after it.  The session's `sandbox_id` (API view) names it:
 
-- `linux` runtime (default): each sandbox is <data_dir>/linux/sandboxes/<id>/ with a
-  sandbox.json naming its init (the executor, PID 1 inside) by host pid; a pooled sandbox
-  has "session_id": null there, so a claimed one is found by a marker file the test wrote
-  in its /workspace (seen from the host through /proc/<pid>/root).
+- `linux` runtime (default): <data_dir>/linux/sandboxes/<sandbox_id>/sandbox.json names
+  the sandbox's init (the executor, PID 1 inside) by host pid;
 - `docker` runtime (SBXD_RUNTIME=docker, SBXD_DOCKER_HOST=unix:///...): the container
-  whose labels name the session, driven through the Engine API like sbxd does.
+  labelled with the sandbox id, driven through the Engine API like sbxd does.
 """
 
 import json
@@ -50,56 +48,60 @@ def pid_alive(pid):
         return False
 
 
-def linux_sandbox_of(data_dir, session_id, marker=None):
-    """(sandbox id, sandbox.json) of a session: by the session id in sandbox.json, else
-    (a claimed pooled sandbox) by /workspace/<marker> seen through its init's root."""
-    found = []
-    for name, h in linux_sandboxes(data_dir).items():
-        if not h or not pid_alive(h.get("pid")):
-            continue
-        if h.get("session_id") == session_id:
-            found.append((name, h))
-        elif marker and os.path.exists("/proc/%d/root/workspace/%s" % (h["pid"], marker)):
-            found.append((name, h))
-    assert len(found) == 1, "sandboxes of session %s (marker %r): %r" % (
-        session_id, marker, found)
-    return found[0]
+def sandbox_id_of(proc, session_id):
+    r = proc.client.get("/sessions/%s" % session_id)
+    assert r.status == 200, r
+    sid = r.body.get("sandbox_id")
+    assert sid, "session %s shows no sandbox_id: %r" % (session_id, r.body)
+    return sid
 
 
-def docker_container_of(eng, session_id):
-    found = [c for c in eng.containers() if session_id in (c.get("Labels") or {}).values()]
-    assert len(found) == 1, "containers labelled with session %s: %r" % (
-        session_id, [(c["Id"][:12], c.get("Labels")) for c in found])
+def linux_sandbox_of(proc, session_id):
+    """(sandbox id, sandbox.json) of a session's live sandbox."""
+    sid = sandbox_id_of(proc, session_id)
+    h = linux_sandboxes(proc.data_dir).get(sid)
+    assert h and pid_alive(h.get("pid")), "sandbox %s of session %s: %r" % (
+        sid, session_id, h)
+    return sid, h
+
+
+def docker_container_of(proc, eng, session_id):
+    sid = sandbox_id_of(proc, session_id)
+    found = [c for c in eng.containers()
+             if any(k.endswith(".sandbox") and v == sid
+                    for k, v in (c.get("Labels") or {}).items())]
+    assert len(found) == 1, "containers of sandbox %s (session %s): %r" % (
+        sid, session_id, [(c["Id"][:12], c.get("Labels")) for c in found])
     return found[0]["Id"]
 
 
-def kill_sandbox(proc, session_id, marker=None):
+def kill_sandbox(proc, session_id):
     """SIGKILL the sandbox of a session behind sbxd's back; returns a description."""
     if RUNTIME == "docker":
         eng = engine()
-        cid = docker_container_of(eng, session_id)
+        cid = docker_container_of(proc, eng, session_id)
         st, body = eng.call("POST", "/containers/%s/kill" % cid, query={"signal": "KILL"})
         assert st == 204, (st, body)
         return "container %s killed" % cid[:12]
     if RUNTIME != "linux":
         raise NotImplementedError("no way to kill a %s sandbox here" % RUNTIME)
-    name, h = linux_sandbox_of(proc.data_dir, session_id, marker)
+    name, h = linux_sandbox_of(proc, session_id)
     os.kill(int(h["pid"]), signal.SIGKILL)
     return "init pid %s of %s killed" % (h["pid"], name)
 
 
-def freeze_sandbox(proc, session_id, marker=None):
+def freeze_sandbox(proc, session_id):
     """Stop the sandbox's executor without ending it: SIGSTOP of its init (linux), a
     paused container (docker).  Returns a function that undoes it (best effort)."""
     if RUNTIME == "docker":
         eng = engine()
-        cid = docker_container_of(eng, session_id)
+        cid = docker_container_of(proc, eng, session_id)
         st, body = eng.call("POST", "/containers/%s/pause" % cid)
         assert st == 204, (st, body)
         return lambda: eng.call("POST", "/containers/%s/unpause" % cid)
     if RUNTIME != "linux":
         raise NotImplementedError("no way to freeze a %s sandbox here" % RUNTIME)
-    _, h = linux_sandbox_of(proc.data_dir, session_id, marker)
+    _, h = linux_sandbox_of(proc, session_id)
     pid = int(h["pid"])
     os.kill(pid, signal.SIGSTOP)
 

@@ -135,7 +135,8 @@ class DerivedConfig:
     and SBXD_PROD_DIR is set, the daemon gets a database of its own on the tier's MariaDB
     server: sharing the suite's database would make it a second replica, whose sessions the
     shared daemon's health probe (it holds the probe lease, with another linux state dir)
-    would judge.  Outlives the daemons that use it (a restart keeps the database)."""
+    would judge.  A docker runtime instance gets a name of its own (its containers are
+    labelled with it).  Outlives the daemons that use it (a restart keeps the database)."""
 
     def __init__(self, settings=None, own_database=True, base=None):
         """base: the config file to derive from (default: find_config())."""
@@ -155,6 +156,12 @@ class DerivedConfig:
                 _mariadb_root("CREATE DATABASE %s; GRANT ALL ON %s.* TO 'sbxd'@'127.0.0.1';"
                               % (name, name))
                 self.database = name
+            # A docker instance lists and adopts every container labelled with its name on
+            # the engine: a private daemon on the docker tier's engine gets a name of its
+            # own, so that its state sync and the shared daemon's leave each other's alone.
+            text = re.sub(r'(kind = "runtime"; module = "docker"; name = ")([^"]*)"',
+                          lambda m: '%s%s-%s"' % (m.group(1), m.group(2), os.urandom(3).hex()),
+                          text)
             self.path = os.path.join(self.dir, "sbxd.conf")
             with open(self.path, "w") as f:
                 f.write(text)

@@ -13,7 +13,6 @@ with pools configured:
 - state sync (sessions.sync_interval_ms) leaves the live replica's pooled sandboxes alone.
 """
 
-import os
 import re
 import time
 
@@ -140,9 +139,22 @@ def make_template(proc, **fields):
     return body["id"]
 
 
-def pooled_linux(proc, memory_mb=None):
-    """Linux runtime: ids of sandboxes with no session in their sandbox.json (pooled, or
-    claimed by a warm session), of memory_mb (a template's unique default) when given."""
+def pooled_ids(proc, memory_mb=None):
+    """Ids of the daemon's sandboxes built for a pool (still pooled, or claimed by a warm
+    session), of memory_mb (a template's unique default) when given.  linux: sandbox dirs
+    with no session in their sandbox.json; docker: containers whose pool-owner label names
+    the daemon's boot."""
+    if RUNTIME == "docker":
+        boot = proc.client.get("/health/detailed").body["replica"]["boot"]
+        out = set()
+        for c in engine().containers():
+            labels = c.get("Labels") or {}
+            owner = [v for k, v in labels.items() if k.endswith("pool-owner")]
+            mem = [v for k, v in labels.items() if k.endswith("memory-mb")]
+            if (owner and owner[0].startswith(boot + "@") and c.get("State") == "running"
+                    and (memory_mb is None or mem == [str(memory_mb)])):
+                out.add(c["Id"])
+        return out
     return {n for n, h in linux_sandboxes(proc.data_dir).items()
             if h and h.get("session_id") is None and pid_alive(h.get("pid")) and
             memory_mb in (None, (h.get("resources") or {}).get("memory_mb"))}
@@ -218,6 +230,7 @@ def test_a_pooled_sandbox_never_ran_code_and_warm_sessions_share_nothing(poold):
     b = c = None
     try:
         b = claim(poold, "python-basic")
+        assert a["sandbox_id"] and a["sandbox_id"] != b["sandbox_id"], (a, b)
         ex = api.execute_sync(a["id"], DIRTY, event={"tag": "from-a", "secs": 300})
         assert ex["status"] == "completed", ex
         seen_a, seen_b = inspect(api, a["id"]), inspect(api, b["id"])
@@ -232,6 +245,7 @@ def test_a_pooled_sandbox_never_ran_code_and_warm_sessions_share_nothing(poold):
         # A session ended is never handed out again: the next claims are fresh.
         assert api.delete("/sessions/%s" % a["id"]).status == 204
         c = claim(poold, "python-basic")
+        assert c["sandbox_id"] not in (a["sandbox_id"], b["sandbox_id"]), (a, b, c)
         seen_c = inspect(api, c["id"])
         assert seen_c["tmp"] == [] and seen_c["workspace"] == [], seen_c
         assert not any("sleep" in p for p in seen_c["procs"]), seen_c
@@ -294,15 +308,15 @@ def test_a_template_put_rebuilds_its_pool(poold):
                         default_env_vars={"V": "one"})
     try:
         wait_ready(poold, tid, 1)
-        before = pooled_linux(poold, 112) if RUNTIME == "linux" else set()
+        before = pooled_ids(poold, 112)
+        assert len(before) == 1, before
         time.sleep(1.2)  # the pooled sandbox is older than the change
         r = poold.client.put("/templates/%s" % tid, json={"default_env_vars": {"V": "two"}})
         assert r.status == 200, r
         t_put = time.monotonic()
         # The sandbox built before the change is replaced, then the claim gets a new one.
-        if RUNTIME == "linux":
-            wait_until(lambda: not (before & pooled_linux(poold, 112)) or None, 10,
-                       what="pooled sandboxes built before the PUT destroyed")
+        wait_until(lambda: not (before & pooled_ids(poold, 112)) or None, 10,
+                   what="pooled sandboxes built before the PUT destroyed")
         s = claim(poold, tid)
         try:
             got = inspect(poold.client, s["id"], env=("V",))
@@ -314,12 +328,11 @@ def test_a_template_put_rebuilds_its_pool(poold):
         # A change of the name alone rebuilds too (any PUT).
         wait_ready(poold, tid, 1)
         time.sleep(1.2)
-        old = pooled_linux(poold, 112) if RUNTIME == "linux" else set()
+        old = pooled_ids(poold, 112)
         assert poold.client.put("/templates/%s" % tid, json={"name": "renamed"}).status == 200
         t_put = time.monotonic()
-        if RUNTIME == "linux":
-            wait_until(lambda: not (old & pooled_linux(poold, 112)) or None, 10,
-                       what="pooled sandboxes built before the rename destroyed")
+        wait_until(lambda: not (old & pooled_ids(poold, 112)) or None, 10,
+                   what="pooled sandboxes built before the rename destroyed")
         s = claim(poold, tid)
         try:
             assert inspect(poold.client, s["id"])["init_age_s"] < time.monotonic() - t_put + 0.5
@@ -359,27 +372,17 @@ def test_pooled_sandboxes_older_than_max_idle_are_replaced(poold):
                         default_memory_mb=104)
     try:
         wait_ready(poold, tid, 1)
-        first = pooled_linux(poold, 104) if RUNTIME == "linux" else set()
+        first = pooled_ids(poold, 104)
+        assert len(first) == 1, first
         end = time.monotonic() + 14
         while time.monotonic() < end:
             age = oldest_s(poold, tid)
             assert age is None or age <= 11, ("kept past warm_pool_max_idle_s", age)
             time.sleep(0.5)
         wait_ready(poold, tid, 1)
-        if RUNTIME == "linux":
-            assert not (first & pooled_linux(poold, 104)), "the 10 s old sandbox is still pooled"
+        assert not (first & pooled_ids(poold, 104)), "the 10 s old sandbox is still pooled"
     finally:
         poold.client.delete("/templates/%s" % tid)
-
-
-def pooled_containers(boot):
-    """Docker: ids of containers whose pool-owner label names this daemon's boot."""
-    out = set()
-    for c in engine().containers():
-        for k, v in (c.get("Labels") or {}).items():
-            if k.endswith("pool-owner") and v.startswith(boot + "@"):
-                out.add(c["Id"])
-    return out
 
 
 def test_sigterm_destroys_the_pools_and_keeps_the_sessions(private_sbxd):
@@ -392,22 +395,18 @@ def test_sigterm_destroys_the_pools_and_keeps_the_sessions(private_sbxd):
     warm = claim(d, "python-basic")
     cold = create(d, "shell-basic", resources={"memory": "128Mi"})
     assert warm["warm"] is True and cold["warm"] is False, (warm, cold)
-    api = d.client
-    assert api.execute_sync(warm["id"], "echo w > /workspace/marker-w", language="shell",
-                            )["status"] == "completed"
     for tid in SEEDED:
         wait_ready(d, tid, 1)
-    boot = api.get("/health/detailed").body["replica"]["boot"]
     if RUNTIME == "linux":
-        live = {n: h for n, h in linux_sandboxes(d.data_dir).items()
+        live = {n for n, h in linux_sandboxes(d.data_dir).items()
                 if h and pid_alive(h.get("pid"))}
-        kept = {n for n, h in live.items() if h.get("session_id") == cold["id"] or
-                os.path.exists("/proc/%d/root/workspace/marker-w" % h["pid"])}
-        pooled = set(live) - kept
-        assert len(kept) == 2 and len(pooled) == len(SEEDED), (kept, live)
+        kept = {warm["sandbox_id"], cold["sandbox_id"]}
+        pooled = live - kept
+        assert kept <= live and len(pooled) == len(SEEDED), (kept, live)
     else:
-        pooled = pooled_containers(boot)
-        assert len(pooled) >= len(SEEDED), pooled
+        # the warm session's container was built for the pool too (labels are for life)
+        pooled = pooled_ids(d) - {warm["container_id"]}
+        assert len(pooled) == len(SEEDED), (pooled, warm)
     d.stop_and_check()
     if RUNTIME == "linux":
         left = set(linux_sandboxes(d.data_dir))
@@ -415,27 +414,23 @@ def test_sigterm_destroys_the_pools_and_keeps_the_sessions(private_sbxd):
         assert kept <= left, ("shutdown_sandboxes = keep: the sessions' sandboxes stay",
                               kept, left)
     else:
-        left = pooled_containers(boot)
-        assert not left, ("pooled containers left after SIGTERM", left)
+        left = {c["Id"] for c in engine().containers()}
+        assert not (pooled & left), ("pooled containers left after SIGTERM", pooled & left)
+        assert {warm["container_id"], cold["container_id"]} <= left, (
+            "shutdown_sandboxes = keep: the sessions' containers stay", warm, cold, left)
 
 
-def test_state_sync_leaves_the_live_replicas_pool_alone(private_sbxd, request):
-    if RUNTIME == "linux":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "core bug F1 (/tmp/lifetests-findings.md): state sync destroys the live "
-            "replica's pooled sandboxes as orphans on the linux runtime (its handles "
-            "carry no pool_owner)")))
+def test_state_sync_leaves_the_live_replicas_pool_alone(private_sbxd):
+    # (found destroying the linux runtime's pools every sync_interval_ms, fixed in 54e7f87)
     d = private_sbxd({"warm_pools": {"size": 1}, "sessions": {"sync_interval_ms": 500}})
     for tid in SEEDED:
         wait_ready(d, tid, 1)
-    before = pooled_linux(d) if RUNTIME == "linux" else pooled_containers(
-        d.client.get("/health/detailed").body["replica"]["boot"])
+    before = pooled_ids(d)
     time.sleep(2.5)  # several state sync passes
     log = open(d.log_path, errors="replace").read()
     orphaned = [ln for ln in log.splitlines() if "orphan sandbox" in ln and "destroyed" in ln]
     assert not orphaned, orphaned
-    after = pooled_linux(d) if RUNTIME == "linux" else pooled_containers(
-        d.client.get("/health/detailed").body["replica"]["boot"])
+    after = pooled_ids(d)
     assert before == after, (before, after)
     s = claim(d, "python-basic")
     ex = d.client.execute_sync(s["id"], "def handler(e):\n    return 'alive'\n")
