@@ -23,24 +23,32 @@ struct loop {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int stop, kicked;
+	int64_t kick_at; /* CLOCK_MONOTONIC ms of a delayed kick, 0 if none */
 };
 
-/* Sleeps up to ms or until kicked or stopped; called and returns with l->mu held. */
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Sleeps up to ms, or until kicked, a delayed kick falls due, or stopped; called and
+ * returns with l->mu held. */
 static void wait_ms(struct loop *l, int ms)
 {
-	struct timespec dl;
+	int64_t until = mono_ms() + ms;
 
-	/* CLOCK_MONOTONIC condvar: a wall-clock step must not stall or spin a loop */
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += ms / 1000;
-	dl.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
+	while (!l->stop && !l->kicked) {
+		int64_t due = l->kick_at && l->kick_at < until ? l->kick_at : until;
+		struct timespec dl = {.tv_sec = due / 1000, .tv_nsec = (due % 1000) * 1000000L};
+		/* CLOCK_MONOTONIC condvar: a wall-clock step must not stall or spin a loop */
+		if (mono_ms() >= due || pthread_cond_timedwait(&l->cv, &l->mu, &dl) == ETIMEDOUT) {
+			if (mono_ms() >= due)
+				break;
+		}
 	}
-	while (!l->stop && !l->kicked)
-		if (pthread_cond_timedwait(&l->cv, &l->mu, &dl) == ETIMEDOUT)
-			break;
+	l->kick_at = 0;
 }
 
 static void *loop_main(void *arg)
@@ -99,6 +107,20 @@ void loop_kick(struct loop *l)
 	pthread_mutex_lock(&l->mu);
 	l->kicked = 1;
 	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+void loop_kick_in(struct loop *l, int ms)
+{
+	int64_t at = mono_ms() + ms;
+
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->mu);
+	if (!l->kick_at || at < l->kick_at) {
+		l->kick_at = at;
+		pthread_cond_signal(&l->cv);
+	}
 	pthread_mutex_unlock(&l->mu);
 }
 

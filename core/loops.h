@@ -17,6 +17,8 @@ struct loop *loop_start(struct server *srv, const char *name, int interval_ms, i
 			loop_fn fn, void *arg);
 /* Runs the next pass now (or right after the current one). */
 void loop_kick(struct loop *l);
+/* Runs the next pass in ms milliseconds, unless one is due sooner. */
+void loop_kick_in(struct loop *l, int ms);
 /* Waits for the current pass to end and joins the thread. NULL is fine. */
 void loop_stop(struct loop *l);
 
