@@ -130,7 +130,11 @@ apt_sources() {
 		}' "$f"
 	done
 }
-sources=$(apt_sources | awk '$1 ~ /^(https?|file):/' | awk '!seen[$0]++')
+if [ -n "$mirror" ]; then # an explicit mirror is the image's only source
+	sources="$mirror $suite"
+else
+	sources=$(apt_sources | awk '$1 ~ /^(https?|file):/' | awk '!seen[$0]++')
+fi
 if [ -z "$mirror" ]; then
 	mirror=$(printf '%s\n' "$sources" | awk -v s="$suite" '$2 == s { print $1; exit }')
 	[ -n "$mirror" ] || die "no enabled 'deb' source for suite $suite with component main in \
