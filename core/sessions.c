@@ -736,14 +736,25 @@ static int recreate(struct server *srv, const json_t *rec, const char *reason, s
 
 	if (!rt)
 		return sbx_err_set(err, SBX_E_UNAVAILABLE, "its runtime is no longer configured");
+	/* running → creating first: of several threads or replicas that saw the same death
+	 * (the probe, a failed execution), exactly one rebuilds; the others see CONFLICT */
+	changes = json_pack("{s:s, s:I}", "status", "creating", "updated_at",
+			    (json_int_t)services_now_ms());
+	leases_stamp(srv, changes);
+	rc = DB(srv)->session_update(DBI(srv), id, changes, "running", NULL, err);
+	json_decref(changes);
+	if (rc < 0)
+		return -rc == SBX_E_CONFLICT ? 1 : rc;
 	spec = json_pack("{s:s, s:O, s:O, s:O?, s:O, s:{}, s:s, s:O?}", "session_id", id,
 			 "template_id", json_object_get(rec, "template_id"), "image",
 			 json_object_get(rec, "image"), "runtime_type",
 			 json_object_get(rec, "template_runtime_type"), "resources",
 			 json_object_get(rec, "resources"), "env_vars", "network", "none", "node",
 			 json_object_get(rec, "runtime_node"));
-	if (!spec)
-		return sbx_err_set(err, SBX_E_INTERNAL, "the session record lacks its image");
+	if (!spec) {
+		sbx_err_set(err, SBX_E_INTERNAL, "the session record lacks its image");
+		return -SBX_E_INTERNAL;
+	}
 	if (services_random(tok, sizeof tok) == 0) {
 		for (size_t i = 0; i < sizeof tok; i++)
 			snprintf(token + 2 * i, 3, "%02x", tok[i]);
@@ -760,7 +771,8 @@ static int recreate(struct server *srv, const json_t *rec, const char *reason, s
 			    json_integer_value(json_object_get(rec, "recoveries")) + 1,
 			    "last_recovery", "at", (json_int_t)services_now_ms(), "reason", reason,
 			    "updated_at", (json_int_t)services_now_ms());
-	rc = DB(srv)->session_update(DBI(srv), id, changes, "running", NULL, err);
+	json_object_set_new(changes, "status", json_string("running"));
+	rc = DB(srv)->session_update(DBI(srv), id, changes, "creating", NULL, err);
 	json_decref(changes);
 	if (rc < 0) { /* ended meanwhile: the new sandbox is not wanted */
 		sbx_err e2;
@@ -774,11 +786,21 @@ static int recreate(struct server *srv, const json_t *rec, const char *reason, s
 void sessions_sandbox_lost(struct server *srv, const json_t *rec, const char *reason)
 {
 	const char *id = json_string_value(json_object_get(rec, "id"));
-	json_t *tmpl = NULL;
+	json_t *tmpl = NULL, *now = NULL;
 	sbx_err err;
-	int again = 0;
+	int again = 0, rc;
 
 	sbx_err_clear(&err);
+	/* rec may be a page read a while ago: if the session has moved on since (ended, or
+	 * its sandbox already replaced by another thread or replica), this death is handled */
+	if (DB(srv)->session_get(DBI(srv), id, &now, &err) < 0 ||
+	    strcmp(json_string_value(json_object_get(now, "status")) ?: "", "running") != 0 ||
+	    !json_equal(json_object_get(json_object_get(now, "handle"), "sandbox_id"),
+			json_object_get(json_object_get(rec, "handle"), "sandbox_id"))) {
+		json_decref(now);
+		return;
+	}
+	rec = now; /* the fresh record from here on */
 	if (templates_get(srv, NULL, 1, json_string_value(json_object_get(rec, "template_id")),
 			  &tmpl, &err) == 0 &&
 	    strcmp(json_string_value(json_object_get(tmpl, "on_sandbox_failure")) ?: "fail",
@@ -786,8 +808,10 @@ void sessions_sandbox_lost(struct server *srv, const json_t *rec, const char *re
 	    json_integer_value(json_object_get(rec, "recoveries")) < 3)
 		again = 1;
 	json_decref(tmpl);
-	if (again && recreate(srv, rec, reason, &err) == 0) {
-		metrics_counter_add(srv->metrics, "sbxd_sessions_recovered_total", NULL, 1);
+	if (again && (rc = recreate(srv, rec, reason, &err)) >= 0) {
+		if (rc == 0)
+			metrics_counter_add(srv->metrics, "sbxd_sessions_recovered_total", NULL, 1);
+		json_decref(now);
 		return;
 	}
 	if (again) {
@@ -797,6 +821,7 @@ void sessions_sandbox_lost(struct server *srv, const json_t *rec, const char *re
 		sessions_finish(srv, id, "failed", r2, NULL, &err);
 	} else
 		sessions_finish(srv, id, "failed", reason, NULL, &err);
+	json_decref(now);
 }
 
 int sessions_check_sandbox(struct server *srv, const char *id)

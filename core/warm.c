@@ -35,7 +35,8 @@ struct warm {
 	struct entry *ready;
 	struct loop *filler;
 	long long hits, misses;
-	char owner[200]; /* <boot>@<replica> */
+	char owner[200];  /* <boot>@<replica> */
+	json_t *reported; /* templates with a sbxd_warm_pool_ready series (filler thread) */
 };
 
 static struct plugin *runtime_named(struct server *srv, const char *name)
@@ -333,6 +334,7 @@ static void fill(struct server *srv, void *arg)
 	struct warm *w = arg;
 	json_t *list = NULL, *templates = json_object(), *t;
 	struct entry *stale = NULL;
+	const char *k;
 	size_t i;
 	sbx_err err;
 
@@ -356,7 +358,6 @@ static void fill(struct server *srv, void *arg)
 		struct plugin *rt = srv->runtimes[r];
 		json_t *nodes = NULL, *n;
 		size_t j;
-		const char *k;
 
 		if (!SBX_HAS_MEMBER(rt->d.runtime, struct sbx_runtime_plugin, nodes) ||
 		    rt->d.runtime->nodes(rt->inst, &nodes, &err) < 0)
@@ -384,18 +385,33 @@ static void fill(struct server *srv, void *arg)
 		}
 		json_decref(nodes);
 	}
-	json_decref(templates);
+	/* sbxd_warm_pool_ready{template}: ready sandboxes over every node; a template whose
+	 * pool emptied or was switched off reports 0 rather than its last count */
 	{
-		json_t *d = warm_detail(srv), *o;
-		json_array_foreach (json_object_get(d, "ready"), i, o) {
-			json_t *l =
-			    json_pack("{s:O}", "template", json_object_get(o, "template_id"));
+		json_t *sum = json_object(), *v;
+		pthread_mutex_lock(&w->mu);
+		for (struct entry *e = w->ready; e; e = e->next)
+			json_object_set_new(
+			    sum, e->template_id,
+			    json_integer(json_integer_value(json_object_get(sum, e->template_id)) +
+					 1));
+		pthread_mutex_unlock(&w->mu);
+		json_object_foreach (templates, k, t)
+			if (pool_size(srv, t) > 0 && !json_object_get(sum, k))
+				json_object_set_new(sum, k, json_integer(0));
+		json_object_foreach (w->reported, k, v)
+			if (!json_object_get(sum, k))
+				json_object_set_new(sum, k, json_integer(0));
+		json_object_foreach (sum, k, v) {
+			json_t *l = json_pack("{s:s}", "template", k);
 			metrics_gauge_set(srv->metrics, "sbxd_warm_pool_ready", l,
-					  (double)json_integer_value(json_object_get(o, "ready")));
+					  (double)json_integer_value(v));
 			json_decref(l);
+			json_object_set_new(w->reported, k, json_true());
 		}
-		json_decref(d);
+		json_decref(sum);
 	}
+	json_decref(templates);
 }
 
 int warm_start(struct server *srv)
@@ -405,6 +421,7 @@ int warm_start(struct server *srv)
 	if (!w)
 		return -1;
 	pthread_mutex_init(&w->mu, NULL);
+	w->reported = json_object();
 	snprintf(w->owner, sizeof w->owner, "%s@%s", srv->instance_id, srv->replica_id);
 	srv->warm = w;
 	w->filler = loop_start(srv, "warm_pool", FILL_INTERVAL_MS, 0, fill, w);
@@ -424,6 +441,7 @@ void warm_stop(struct server *srv)
 		destroy_entry(srv, e, "shutdown");
 	}
 	pthread_mutex_destroy(&w->mu);
+	json_decref(w->reported);
 	free(w);
 	srv->warm = NULL;
 }

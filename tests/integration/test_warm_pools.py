@@ -349,9 +349,6 @@ def test_a_template_put_rebuilds_its_pool(poold):
         poold.client.delete("/templates/%s" % tid)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug F2 (/tmp/lifetests-findings.md): warm.c fill() sets sbxd_warm_pool_ready only "
-    "for pools that still hold sandboxes, so an emptied pool keeps its last value"))
 def test_an_emptied_pool_reports_zero_ready_in_metrics(poold):
     tid = make_template(poold, warm_pool_size=1)
     try:
