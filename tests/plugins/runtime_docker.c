@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -305,6 +306,51 @@ static int str_in(const json_t *arr, const char *s)
 	return 0;
 }
 
+/* SecurityOpt carries the sandbox's own seccomp profile: default allow, the policy's
+ * denials (plain names, clone with namespace flags, clone3 with ENOSYS). */
+static void check_seccomp_opt(const json_t *opts)
+{
+	const json_t *v, *e, *n;
+	json_t *prof = NULL;
+	size_t i, j, k;
+	int ptrace = 0, io_uring = 0, clone_ns = 0, clone3 = 0, n_opts = 0;
+
+	json_array_foreach (opts, i, v)
+		if (json_is_string(v) && !strncmp(json_string_value(v), "seccomp=", 8)) {
+			n_opts++;
+			json_decref(prof);
+			prof = json_loads(json_string_value(v) + 8, 0, NULL);
+		}
+	json_array_foreach (json_object_get(prof, "syscalls"), i, e) {
+		const char *act = json_string_value(json_object_get(e, "action")) ?: "";
+		json_int_t eno = json_integer_value(json_object_get(e, "errnoRet"));
+		const json_t *args = json_object_get(e, "args");
+
+		json_array_foreach (json_object_get(e, "names"), j, n) {
+			const char *name = json_string_value(n) ?: "";
+			if (strcmp(act, "SCMP_ACT_ERRNO"))
+				continue;
+			ptrace |= !strcmp(name, "ptrace") && eno == EPERM && !args;
+			io_uring |= !strcmp(name, "io_uring_setup") && eno == EPERM && !args;
+			clone3 |= !strcmp(name, "clone3") && eno == ENOSYS && !args;
+			json_array_foreach (args, k, v)
+				clone_ns |=
+				    !strcmp(name, "clone") && eno == EPERM &&
+				    json_integer_value(json_object_get(v, "value")) ==
+					CLONE_NEWUSER &&
+				    !strcmp(json_string_value(json_object_get(v, "op")) ?: "",
+					    "SCMP_CMP_MASKED_EQ");
+		}
+	}
+	ok(n_opts == 1 &&
+	       !strcmp(json_string_value(json_object_get(prof, "defaultAction")) ?: "",
+		       "SCMP_ACT_ALLOW") &&
+	       ptrace && io_uring && clone3 && clone_ns,
+	   "the sandbox's seccomp profile (ptrace, io_uring_setup EPERM; clone NEWUSER EPERM; "
+	   "clone3 ENOSYS)");
+	json_decref(prof);
+}
+
 /* The security settings of a sandbox's container, as the engine reports them. */
 static void check_container(const json_t *h)
 {
@@ -329,14 +375,15 @@ static void check_container(const json_t *h)
 	ok(str_in(json_object_get(hc, "SecurityOpt"), "no-new-privileges") &&
 	       !str_in(json_object_get(hc, "SecurityOpt"), "seccomp=unconfined") &&
 	       !json_is_true(json_object_get(hc, "Privileged")),
-	   "no-new-privileges, default seccomp, not privileged");
+	   "no-new-privileges, seccomp confined, not privileged");
+	check_seccomp_opt(json_object_get(hc, "SecurityOpt"));
 	ok(!strcmp(user, "65534:65534"), "non-root user (%s)", user);
 	ok(json_integer_value(json_object_get(hc, "PidsLimit")) == 64, "PidsLimit 64");
 	ok(json_integer_value(json_object_get(hc, "Memory")) == 256LL << 20 &&
 	       json_integer_value(json_object_get(hc, "MemorySwap")) == 256LL << 20,
 	   "Memory == MemorySwap == 256 MiB");
 	ok(json_integer_value(json_object_get(hc, "NanoCpus")) == 500000000, "NanoCpus 0.5e9");
-	ok(json_is_true(json_object_get(hc, "Init")), "Init");
+	ok(!json_is_true(json_object_get(hc, "Init")), "Init false: the executor is PID 1");
 	json_array_foreach (json_object_get(hc, "Ulimits"), i, ul)
 		if (!strcmp(json_string_value(json_object_get(ul, "Name")) ?: "", "nofile"))
 			nofile_ok = json_integer_value(json_object_get(ul, "Hard")) <= 20000 &&
@@ -625,6 +672,50 @@ int main(void)
 		 "l.startswith(('CapEff','NoNewPrivs'))]\n",
 		 "[\"0000000000000000\",\"1\"]"),
 	   "no capabilities, no_new_privs set");
+	ok(py_is(a,
+		 "def handler(event, context):\n    return "
+		 "open('/proc/1/cmdline').read().split('\\0')[3]\n",
+		 "\"/opt/sbx/bin/sbx-executor\""),
+	   "the executor is PID 1 of the container");
+	ok(py_is(a,
+		 "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+		 "def sc(*a):\n    return 0 if libc.syscall(*a) >= 0 else ctypes.get_errno()\n"
+		 "def handler(event, context):\n"
+		 "    return [sc(101, 0, 0, 0, 0), sc(425, 1, 0), sc(272, 0x10000000),"
+		 " sc(435, 0, 0), sc(135, 0x0040000)]\n",
+		 "[1,1,1,38,1]"),
+	   "seccomp: ptrace, io_uring_setup, unshare(NEWUSER) EPERM; clone3 ENOSYS; "
+	   "personality(ADDR_NO_RANDOMIZE) EPERM");
+	/* As PID 1 of its pid namespace the executor gets no signal from inside that it has
+	 * no handler for, and ignores SIGTERM/SIGINT from inside. */
+	ok(py_is(a,
+		 "import os, signal\ndef handler(event, context):\n"
+		 "    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGSTOP):\n"
+		 "        os.kill(1, s)\n    return 'sent'\n",
+		 "\"sent\"") &&
+	       health_ok(a) && py_is(a, "def handler(event, context):\n    return 1\n", "1"),
+	   "signals to PID 1 from a handler are ignored; the executor still serves");
+	/* An orphan (double fork, own session) is re-parented to the executor: it is killed
+	 * when the execution ends and reaped; so is a child the handler never waited for. */
+	ok(py_is(a,
+		 "import os, time\ndef handler(event, context):\n"
+		 "    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n"
+		 "            open('/tmp/orphan', 'w').write(str(os.getpid()))\n"
+		 "            time.sleep(60)\n        os._exit(0)\n"
+		 "    if os.fork() == 0:\n        os._exit(0)\n"
+		 "    for _ in range(100):\n        if os.path.exists('/tmp/orphan'):\n"
+		 "            break\n        time.sleep(0.02)\n"
+		 "    return 'forked'\n",
+		 "\"forked\"") &&
+	       py_is(a,
+		     "import os, time\ndef handler(event, context):\n"
+		     "    pid = open('/tmp/orphan').read()\n    time.sleep(0.3)\n"
+		     "    zombies = [p for p in os.listdir('/proc') if p.isdigit() and\n"
+		     "               open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[0]"
+		     " == 'Z']\n"
+		     "    return [os.path.exists('/proc/' + pid), zombies]\n",
+		     "[false,[]]"),
+	   "the executor as init kills and reaps what a handler left behind (no zombies)");
 
 	/* Status and list */
 	st = status_of(inst, a);

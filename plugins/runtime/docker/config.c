@@ -105,6 +105,21 @@ static int parse_template_runtimes(struct dk *dk, const json_t *v, sbx_err *err)
 	return 0;
 }
 
+/* "sbxd": the sandbox policy shared with the linux runtime; "default": the engine's. */
+static int parse_seccomp(struct dk *dk, const json_t *v, sbx_err *err)
+{
+	const char *m = json_string_value(v);
+
+	if (m && (!strcmp(m, "sbxd") || !strcmp(m, "default"))) {
+		dk->seccomp_sbxd = !strcmp(m, "sbxd");
+		return 0;
+	}
+	return sbx_err_set(err, SBX_E_INVALID,
+			   PFX "'seccomp' must be \"sbxd\" (the sandbox policy, as the linux "
+			       "runtime's; the default) or \"default\" (the engine's default "
+			       "profile)");
+}
+
 static int parse_user(struct dk *dk, sbx_err *err)
 {
 	unsigned long u, g;
@@ -183,7 +198,8 @@ int dk_config_parse(struct dk *dk, const json_t *config, sbx_err *err)
 	dk->max_sessions = 256;
 	dk->readonly_rootfs = 1;
 	dk->tmp_size_mb = 256;
-	dk->init = 1;
+	dk->init = 0;
+	dk->seccomp_sbxd = 1;
 	dk->pull = 0;
 	dk->nofile = DK_NOFILE_MAX;
 	dk->log_max_kb = 4096;
@@ -229,6 +245,8 @@ int dk_config_parse(struct dk *dk, const json_t *config, sbx_err *err)
 			rc = get_uint(v, key, 1, 1u << 20, &dk->tmp_size_mb, err);
 		else if (!strcmp(key, "init"))
 			rc = get_bool(v, key, &dk->init, err);
+		else if (!strcmp(key, "seccomp"))
+			rc = parse_seccomp(dk, v, err);
 		else if (!strcmp(key, "pull"))
 			rc = get_bool(v, key, &dk->pull, err);
 		else if (!strcmp(key, "nofile"))

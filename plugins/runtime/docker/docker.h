@@ -39,15 +39,17 @@ struct dk {
 	json_t *template_runtimes; /* object: template id -> OCI runtime name */
 	int readonly_rootfs;
 	unsigned tmp_size_mb;
-	int init;
+	int init;         /* docker-init as PID 1 instead of the executor (weaker; default 0) */
+	int seccomp_sbxd; /* 1: the sandbox policy as profile (default); 0: the engine's */
 	int pull;
 	unsigned nofile;
 	unsigned log_max_kb;
 	long create_timeout_ms, ready_timeout_ms, stop_timeout_ms;
 
 	/* derived */
-	char *sock_path; /* unix: the engine socket; NULL for tcp */
-	char *base_url;  /* "http://docker" or "https://host:port" */
+	char *seccomp_opt; /* "seccomp=<profile JSON>" (seccomp.c), NULL with the engine's */
+	char *sock_path;   /* unix: the engine socket; NULL for tcp */
+	char *base_url;    /* "http://docker" or "https://host:port" */
 
 	pthread_mutex_t lock; /* guards api[] and the session count below */
 	char api[16];         /* negotiated "1.41"..; "" until the engine answered */
@@ -56,6 +58,9 @@ struct dk {
 
 /* config.c */
 int dk_config_parse(struct dk *dk, const json_t *config, sbx_err *err);
+
+/* seccomp.c: the sandbox's seccomp policy as a Docker profile (JSON text, malloc'd). */
+int dk_seccomp_profile(char **out, sbx_err *err);
 
 /* engine.c: one Engine API call. `path` starts with "/" and is sent under the negotiated
  * version prefix (unversioned when `versioned` is 0). `body` (borrowed, may be NULL) is

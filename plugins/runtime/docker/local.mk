@@ -8,10 +8,13 @@ plugins_runtime_docker_runtime_docker_la_SOURCES = \
 	plugins/runtime/docker/docker.h \
 	plugins/runtime/docker/plugin.c \
 	plugins/runtime/docker/config.c \
-	plugins/runtime/docker/engine.c
+	plugins/runtime/docker/engine.c \
+	plugins/runtime/docker/seccomp.c
 plugins_runtime_docker_runtime_docker_la_CFLAGS = $(SBX_PLUGIN_CFLAGS) $(CURL_CFLAGS)
+plugins_runtime_docker_runtime_docker_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)
 plugins_runtime_docker_runtime_docker_la_LDFLAGS = $(SBX_PLUGIN_LINKFLAGS)
-plugins_runtime_docker_runtime_docker_la_LIBADD = $(CURL_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS)
+plugins_runtime_docker_runtime_docker_la_LIBADD = plugins/runtime/common/libscpolicy.la \
+	$(CURL_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS)
 
 check_PROGRAMS += tests/plugins/runtime_docker
 TESTS += tests/plugins/runtime_docker

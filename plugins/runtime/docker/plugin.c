@@ -137,6 +137,7 @@ static void dk_free(struct dk *dk)
 	free(dk->user);
 	free(dk->oci_runtime);
 	json_decref(dk->template_runtimes);
+	free(dk->seccomp_opt);
 	free(dk->sock_path);
 	free(dk->base_url);
 	pthread_mutex_destroy(&dk->lock);
@@ -161,6 +162,23 @@ static int mkdir_p(const char *path, mode_t mode)
 	if (mkdir(p, mode) < 0 && errno != EEXIST)
 		return -1;
 	return 0;
+}
+
+/* SecurityOpt "seccomp=<profile>" with the sandbox policy (seccomp = "sbxd"). */
+static int seccomp_opt_make(struct dk *dk, sbx_err *err)
+{
+	char *prof;
+	int rc;
+
+	if (!dk->seccomp_sbxd)
+		return 0;
+	if ((rc = dk_seccomp_profile(&prof, err)) < 0)
+		return rc;
+	dk->seccomp_opt = malloc(strlen(prof) + sizeof "seccomp=");
+	if (dk->seccomp_opt)
+		sprintf(dk->seccomp_opt, "seccomp=%s", prof);
+	free(prof);
+	return dk->seccomp_opt ? 0 : sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
 }
 
 static int dk_create(const struct sbx_core_api *core, const char *instance_name,
@@ -194,6 +212,18 @@ static int dk_create(const struct sbx_core_api *core, const char *instance_name,
 		rc = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
 		goto fail;
 	}
+	if ((rc = seccomp_opt_make(dk, err)) < 0)
+		goto fail;
+	if (dk->init)
+		core->log(dk->name, SBX_LOG_WARN,
+			  "event=docker_init_pid1: init = true makes docker-init PID 1 and the "
+			  "executor an ordinary process: a handler (same uid) can signal it; "
+			  "leave init = false (the executor is the container's init)");
+	if (!dk->seccomp_sbxd)
+		core->log(dk->name, SBX_LOG_WARN,
+			  "event=docker_seccomp_default: seccomp = \"default\": the engine's "
+			  "profile allows ptrace and (Docker < 25) io_uring, which the sandbox "
+			  "policy denies");
 	/* <sockets_dir>/<id>/executor.sock must fit in sun_path. */
 	if (strlen(dk->sockets_dir) + 1 + DK_ID_LEN + 1 + strlen(DK_SOCKET_NAME) >=
 	    sizeof sa.sun_path) {
@@ -574,6 +604,13 @@ static json_t *container_config(struct dk *dk, const json_t *spec, const char *i
 	    "AutoRemove", 0);
 	if (hc && oci)
 		json_object_set_new(hc, "Runtime", json_string(oci));
+	/* The sandbox policy instead of the engine's default profile (seccomp.c). */
+	if (hc && dk->seccomp_opt &&
+	    json_array_append_new(json_object_get(hc, "SecurityOpt"),
+				  json_string(dk->seccomp_opt)) < 0) {
+		json_decref(hc);
+		hc = NULL; /* never a container without it: the create fails (out of memory) */
+	}
 	cfg = json_pack("{s:s, s:o, s:[], s:[s, s, s], s:s, s:s, s:s, s:b, s:o, s:o}", "Image",
 			image, "Entrypoint", entry, "Cmd", "Env",
 			"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/workspace", "LANG=C.UTF-8",
