@@ -156,8 +156,12 @@ def test_recreate_gives_the_session_a_fresh_sandbox_at_most_three_times(probed):
                     k = sum(1 for line in f if re.search(recreated, line))
                 return k >= n or None
             wait_until(recoveries, ACT_S, interval=0.1, what="recreate #%d of %s" % (n, sid))
-            # (One death can be recreated twice when the execution's failure path and the
-            # probe race -- finding F4, intermittent, so not asserted here.)
+            # One death, one recreate: the execution's failure path and the probe both see
+            # it (finding F4: both used to rebuild it, leaking the first new sandbox).
+            time.sleep(3 * PROBE_MS / 1000.0)
+            with open(probed.log_path, errors="replace") as f:
+                lines = [ln for ln in f if re.search(recreated, ln)]
+            assert len(lines) == n, ("one death, one recreate", lines)
             got = session(probed, sid)
             assert got["status"] == "running", got
             assert got.get("recoveries") == n, got
