@@ -67,7 +67,40 @@ static void keep(struct server *srv, void *arg)
 		return;
 	renew(srv, ls, N_NAMES, ls->replica_name);
 	for (size_t i = 0; i < N_NAMES; i++)
-		renew(srv, ls, (int)i, names[i]);
+		if (strcmp(names[i], LEASE_PROBE) != 0) /* per node: probe.c */
+			renew(srv, ls, (int)i, names[i]);
+}
+
+int leases_try(struct server *srv, const char *name)
+{
+	sbx_err err;
+	sbx_err_clear(&err);
+	return DB(srv)->lease_acquire(DBI(srv), name, srv->replica_id, srv->cfg.lease_ttl_ms,
+				      &err) == 0;
+}
+
+void leases_drop(struct server *srv, const char *name)
+{
+	sbx_err err;
+	DB(srv)->lease_release(DBI(srv), name, srv->replica_id, &err);
+}
+
+void leases_note(struct server *srv, const char *name, int held)
+{
+	struct leases *ls = srv->leases;
+	json_t *labels;
+
+	if (!ls)
+		return;
+	pthread_mutex_lock(&ls->mu);
+	for (size_t i = 0; i < N_NAMES; i++)
+		if (strcmp(names[i], name) == 0)
+			ls->valid_until[i] =
+			    held ? services_mono_ms() + srv->cfg.lease_ttl_ms * 2 / 3 : 0;
+	pthread_mutex_unlock(&ls->mu);
+	labels = json_pack("{s:s}", "name", name);
+	metrics_gauge_set(srv->metrics, "sbxd_lease_held", labels, held ? 1 : 0);
+	json_decref(labels);
 }
 
 int leases_start(struct server *srv)
@@ -107,7 +140,7 @@ void leases_stop(struct server *srv)
 		return;
 	loop_stop(ls->keeper);
 	for (size_t i = 0; i <= N_NAMES; i++)
-		if (ls->valid_until[i] > 0)
+		if (ls->valid_until[i] > 0 && (i == N_NAMES || strcmp(names[i], LEASE_PROBE) != 0))
 			DB(srv)->lease_release(DBI(srv), i < N_NAMES ? names[i] : ls->replica_name,
 					       srv->replica_id, &err);
 	pthread_mutex_destroy(&ls->mu);

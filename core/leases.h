@@ -13,7 +13,7 @@
 #include "server.h"
 
 #define LEASE_REAPER     "reaper"
-#define LEASE_PROBE      "probe"
+#define LEASE_PROBE      "probe" /* held when any per-node "probe:<runtime>/<node>" is */
 #define LEASE_STATE_SYNC "state_sync"
 
 /* Sets srv->replica_id (server.replica_id, or "<hostname>:<port>"), takes the leases once
@@ -23,6 +23,13 @@ int leases_start(struct server *srv);
 void leases_stop(struct server *srv);
 /* 1 while this replica holds `name` with at least a third of its ttl left, else 0. */
 int leases_held(struct server *srv, const char *name);
+/* Takes or renews lease `name` for lease_ttl_ms now (1), or another replica holds it or
+ * the db is unreachable (0). For leases whose set is dynamic (the probe's, one per node). */
+int leases_try(struct server *srv, const char *name);
+void leases_drop(struct server *srv, const char *name);
+/* Records whether this replica holds `name` (one of the LEASE_* kept elsewhere) for
+ * leases_held, /health/detailed and the sbxd_lease_held gauge. */
+void leases_note(struct server *srv, const char *name, int held);
 /* Marks a record as owned by this process: "replica" and "boot" members. */
 void leases_stamp(struct server *srv, json_t *rec);
 /* Is the process that stamped rec still alive? 1 yes (or unknown: db unreachable), 0 no:

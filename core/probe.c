@@ -1,7 +1,11 @@
 /*
- * Health probe (probe.h). An executor that does not answer /health is given one more
- * interval before its session is failed: a sandbox under heavy load may miss one answer,
- * and a session lost by mistake costs the client its workspace.
+ * Health probe (probe.h). The probe lease is per runtime node ("probe:<runtime>/<node>"):
+ * a replica judges only sessions on nodes its own runtime instances report — replicas on
+ * different hosts with the linux runtime each watch their own host, replicas sharing a
+ * Docker engine or a Kubernetes cluster share one lease for it. An executor that does not
+ * answer /health is given one more interval before its session is failed: a sandbox under
+ * heavy load may miss one answer, and a session lost by mistake costs the client its
+ * workspace.
  */
 #include "config.h"
 
@@ -25,7 +29,36 @@
 
 struct probe {
 	json_t *strikes; /* session id → consecutive failed /health checks (probe thread) */
+	json_t *held;    /* lease name → true: per-node probe leases held (probe thread) */
 };
+
+/* Takes the probe lease of every node this replica's runtimes report; returns the set of
+ * node keys (sessions_node_keys) it may judge (new reference). */
+static json_t *take_nodes(struct server *srv, struct probe *p)
+{
+	json_t *mine = json_object(), *keys = sessions_node_keys(srv), *now = json_object(), *v;
+	const char *k;
+	void *tmp;
+	char name[300];
+
+	json_object_foreach (keys, k, v) {
+		const char *nl = strchr(k, '\n');
+		snprintf(name, sizeof name, "probe:%.*s/%s", nl ? (int)(nl - k) : 0, k,
+			 nl ? nl + 1 : k);
+		if (leases_try(srv, name)) {
+			json_object_set_new(mine, k, json_true());
+			json_object_set_new(now, name, json_true());
+		}
+	}
+	json_object_foreach_safe (p->held, tmp, k, v) /* nodes gone, or lost to another */
+		if (!json_object_get(now, k))
+			json_object_del(p->held, k);
+	json_object_update(p->held, now);
+	json_decref(now);
+	json_decref(keys);
+	leases_note(srv, LEASE_PROBE, json_object_size(mine) > 0);
+	return mine;
+}
 
 static void check(struct server *srv, struct probe *p, const json_t *rec, json_t *seen)
 {
@@ -77,16 +110,22 @@ static void check(struct server *srv, struct probe *p, const json_t *rec, json_t
 static void probe_pass(struct server *srv, void *arg)
 {
 	struct probe *p = arg;
-	json_t *q, *page = NULL, *it, *seen = json_object();
+	json_t *q, *page = NULL, *it, *seen = json_object(), *mine;
 	size_t i, total, offset = 0;
 	const char *k;
 	json_t *v;
 	void *tmp;
 	sbx_err err;
 
-	if (srv->stopping || !leases_held(srv, LEASE_PROBE)) {
+	if (srv->stopping) {
+		json_decref(seen);
+		return;
+	}
+	mine = take_nodes(srv, p);
+	if (json_object_size(mine) == 0) {
 		json_object_clear(p->strikes);
 		json_decref(seen);
+		json_decref(mine);
 		return;
 	}
 	do {
@@ -99,7 +138,7 @@ static void probe_pass(struct server *srv, void *arg)
 		json_decref(q);
 		total = (size_t)json_integer_value(json_object_get(page, "total"));
 		json_array_foreach (json_object_get(page, "items"), i, it)
-			if (!srv->stopping)
+			if (!srv->stopping && sessions_on_nodes(srv, mine, it))
 				check(srv, p, it, seen);
 		offset += json_array_size(json_object_get(page, "items"));
 		json_decref(page);
@@ -110,13 +149,16 @@ static void probe_pass(struct server *srv, void *arg)
 		if (!json_object_get(seen, k))
 			json_object_del(p->strikes, k);
 	json_decref(seen);
+	json_decref(mine);
 }
 
 int probe_start(struct server *srv)
 {
 	struct probe *p = calloc(1, sizeof *p);
 
-	if (!p || !(p->strikes = json_object())) {
+	if (!p || !(p->strikes = json_object()) || !(p->held = json_object())) {
+		if (p)
+			json_decref(p->strikes);
 		free(p);
 		return -1;
 	}
@@ -131,6 +173,11 @@ void probe_stop(struct server *srv)
 	loop_stop(srv->probe_loop);
 	srv->probe_loop = NULL;
 	if (srv->probe) {
+		const char *k;
+		json_t *v;
+		json_object_foreach (srv->probe->held, k, v)
+			leases_drop(srv, k);
+		json_decref(srv->probe->held);
 		json_decref(srv->probe->strikes);
 		free(srv->probe);
 		srv->probe = NULL;

@@ -56,6 +56,7 @@ static int marked(const json_t *live, const char *kind, const char *id)
  * before the session record has a handle). */
 static int sync_sessions(struct server *srv, int startup, json_t *live, json_t *cache, int *adopted)
 {
+	json_t *visible = startup ? sessions_node_keys(srv) : NULL;
 	json_t *q, *page = NULL, *it;
 	size_t i, total, offset = 0;
 	sbx_err err;
@@ -66,6 +67,7 @@ static int sync_sessions(struct server *srv, int startup, json_t *live, json_t *
 		if (DB(srv)->session_list(DBI(srv), q, &page, &err) < 0) {
 			LOG_E("recovery: cannot list sessions: %s", err.message);
 			json_decref(q);
+			json_decref(visible);
 			return -1;
 		}
 		json_decref(q);
@@ -96,7 +98,9 @@ static int sync_sessions(struct server *srv, int startup, json_t *live, json_t *
 					     "its runtime instance is no longer configured");
 				continue;
 			}
-			if (!startup) { /* the probe watches running sandboxes between restarts */
+			/* the probe watches running sandboxes between restarts, and a session on
+			 * another replica's node is that replica's to judge */
+			if (!startup || !sessions_on_nodes(srv, visible, it)) {
 				mark(live, "sandbox", sid);
 				continue;
 			}
@@ -127,6 +131,7 @@ static int sync_sessions(struct server *srv, int startup, json_t *live, json_t *
 		json_decref(page);
 		page = NULL;
 	} while (offset < total);
+	json_decref(visible);
 	return 0;
 }
 

@@ -315,6 +315,47 @@ json_t *sessions_nodes(struct server *srv, json_t *errors)
 	return nodes;
 }
 
+/* "<runtime>\n<node>" of a session record; a runtime without nodes() has one, "". */
+static void node_key(struct server *srv, const char *rt, const char *node, char *key, size_t len)
+{
+	struct plugin *p = server_runtime(srv, rt);
+	if (p && !SBX_HAS_MEMBER(p->d.runtime, struct sbx_runtime_plugin, nodes))
+		node = "";
+	snprintf(key, len, "%s\n%s", rt ? rt : "", node ? node : "");
+}
+
+json_t *sessions_node_keys(struct server *srv)
+{
+	json_t *keys = json_object(), *nodes = sessions_nodes(srv, NULL), *n;
+	char key[300];
+	size_t i;
+
+	json_array_foreach (nodes, i, n) {
+		const char *id = json_string_value(json_object_get(n, "id"));
+		if (!id)
+			continue;
+		node_key(srv, json_string_value(json_object_get(n, "runtime")), id, key,
+			 sizeof key);
+		json_object_set_new(keys, key, json_true());
+	}
+	for (size_t r = 0; r < srv->n_runtimes; r++)
+		if (!SBX_HAS_MEMBER(srv->runtimes[r]->d.runtime, struct sbx_runtime_plugin,
+				    nodes)) {
+			node_key(srv, srv->runtimes[r]->spec->name, "", key, sizeof key);
+			json_object_set_new(keys, key, json_true());
+		}
+	json_decref(nodes);
+	return keys;
+}
+
+int sessions_on_nodes(struct server *srv, const json_t *keys, const json_t *rec)
+{
+	char key[300];
+	node_key(srv, json_string_value(json_object_get(rec, "runtime_instance")),
+		 json_string_value(json_object_get(rec, "runtime_node")), key, sizeof key);
+	return json_object_get(keys, key) != NULL;
+}
+
 static struct plugin *choose_runtime(struct server *srv, const json_t *spec, char *node,
 				     size_t nlen, sbx_err *err)
 {

@@ -38,6 +38,12 @@ int sessions_check_sandbox(struct server *srv, const char *id);
  * and the warm pools' "templates_warm"); a runtime whose nodes() fails is left out and,
  * when errors is non-NULL, {runtime, error} is appended to it. New reference. */
 json_t *sessions_nodes(struct server *srv, json_t *errors);
+/* The nodes this replica's runtime instances report, as an object whose keys are
+ * "<runtime instance>\n<node id>" (a runtime without nodes() counts as one node "").
+ * Replicas judge (probe, state sync) only sessions on these. New reference. */
+json_t *sessions_node_keys(struct server *srv);
+/* Is session rec on one of keys' nodes? */
+int sessions_on_nodes(struct server *srv, const json_t *keys, const json_t *rec);
 int sessions_is_live(const json_t *rec);
 /* A session's resources {cpu, memory_mb, disk_mb, max_processes} from a create body's flat
  * or nested fields, else the template's defaults (body may be an empty object). */
