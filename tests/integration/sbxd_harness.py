@@ -6,14 +6,16 @@ Environment:
                etc/sbxd.conf)
   SBXD_URL     use this running server instead of starting one (tests that must start
                their own daemon -- shutdown, restart -- are skipped)
-  SBXD_PROD_DIR  the production tier's services (tests/production/services.sh): a private
-               daemon with settings of its own gets a MariaDB database of its own there
+  SBXD_PROD_DIR  the production tier's services (tests/production/services.sh): every
+               private daemon gets a MariaDB database of its own there
 
-A private daemon with other settings (short probe interval, warm pools...):
-SbxdProcess(settings={"sessions": {"probe_interval_ms": 300}, "warm_pools": {"size": 1}}),
-see DerivedConfig.
+Every daemon but the suite's shared one runs on a DerivedConfig (a database and a docker
+instance name of its own), with other settings if asked (short probe interval, warm
+pools...): SbxdProcess(settings={"sessions": {"probe_interval_ms": 300}}).  Incarnations of
+one daemon across a restart share one: SbxdProcess(data_dir=d, config=DerivedConfig()).
 """
 
+import hashlib
 import json
 import os
 import re
@@ -138,8 +140,9 @@ class DerivedConfig:
     would judge.  A docker runtime instance gets a name of its own (its containers are
     labelled with it).  Outlives the daemons that use it (a restart keeps the database)."""
 
-    def __init__(self, settings=None, own_database=True, base=None):
-        """base: the config file to derive from (default: find_config())."""
+    def __init__(self, settings=None, own_database=True, base=None, docker_tag=None):
+        """base: the config file to derive from (default: find_config()); docker_tag: the
+        suffix of the docker instance's name (default: random)."""
         with open(base or find_config()) as f:
             text = apply_settings(f.read(), settings)
         self.dir = tempfile.mkdtemp(prefix="sbxd-it-conf-")
@@ -160,7 +163,8 @@ class DerivedConfig:
             # the engine: a private daemon on the docker tier's engine gets a name of its
             # own, so that its state sync and the shared daemon's leave each other's alone.
             text = re.sub(r'(kind = "runtime"; module = "docker"; name = ")([^"]*)"',
-                          lambda m: '%s%s-%s"' % (m.group(1), m.group(2), os.urandom(3).hex()),
+                          lambda m: '%s%s-%s"' % (m.group(1), m.group(2),
+                                                  docker_tag or os.urandom(3).hex()),
                           text)
             self.path = os.path.join(self.dir, "sbxd.conf")
             with open(self.path, "w") as f:
@@ -181,20 +185,31 @@ class DerivedConfig:
 class SbxdProcess:
     """One daemon: `sbxd --config C --listen 127.0.0.1:PORT --data-dir D`."""
 
-    def __init__(self, data_dir=None, port=None, settings=None, config=None):
-        """settings: a DerivedConfig of its own (removed by cleanup()); config: a
-        DerivedConfig shared with other daemons (the caller cleans it up)."""
+    def __init__(self, data_dir=None, port=None, settings=None, config=None,
+                 tier_config=False):
+        """The daemon's config: `config`, a DerivedConfig shared with other daemons (the
+        incarnations of one daemon across a restart, replicas; the caller cleans it up);
+        with tier_config, the tier's config as is (the suite's shared daemon only);
+        otherwise a DerivedConfig of its own with `settings` applied, removed by cleanup():
+        a private daemon never shares the suite's database or docker instance name.  Its
+        docker instance name follows from the data dir, the same again on a restart."""
         self.binary = find_binary()
         self.derived = None
-        if config is not None:
-            self.config = config.path
-        elif settings is not None:
-            self.derived = DerivedConfig(settings)
-            self.config = self.derived.path
-        else:
-            self.config = find_config()
         self.own_data_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="sbxd-it-data-")
+        if config is not None:
+            self.config = config.path
+        elif tier_config:
+            self.config = find_config()
+        else:
+            try:
+                self.derived = DerivedConfig(settings, docker_tag=hashlib.sha1(
+                    os.path.abspath(self.data_dir).encode()).hexdigest()[:8])
+            except Exception:
+                if self.own_data_dir:
+                    shutil.rmtree(self.data_dir, ignore_errors=True)
+                raise
+            self.config = self.derived.path
         self.port = port or free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = None
@@ -308,7 +323,7 @@ def acquire_shared():
                 r = target.client.get("/health", timeout=5)
                 assert r.status == 200, "SBXD_URL %s: /health answered %r" % (url, r)
             else:
-                proc = SbxdProcess()
+                proc = SbxdProcess(tier_config=True)
                 try:
                     proc.start()
                 except Exception:
