@@ -16,8 +16,9 @@ KEY_RE = re.compile(r"^sbx_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$")
 CLI_TIMEOUT_S = 30
 
 
-def base_config_text():
-    with open(sbxd_harness.find_config()) as f:
+def base_config_text(base=None):
+    """The text of `base` (a config file path; default: the tier's config)."""
+    with open(base or sbxd_harness.find_config()) as f:
         return f.read()
 
 
@@ -37,11 +38,12 @@ def _fmt(v):
 
 
 def make_config(path, data_dir, keys_file=None, quotas=None, log_level=None,
-                with_auth=True, listen=None, server_extra=None):
-    """Write a config derived from the installed one: data_dir set, the apikey auth plugin
-    prepended to the plugins list (keys_file absolute), `quotas` replaced when given,
-    server.listen replaced and `server_extra` settings ({name: value}) added when given."""
-    text = base_config_text()
+                with_auth=True, listen=None, server_extra=None, base=None):
+    """Write a config derived from `base` (default: the tier's config; a daemon that runs
+    passes its DerivedConfig's file): data_dir set, the apikey auth plugin prepended to the
+    plugins list (keys_file absolute), `quotas` replaced when given, server.listen replaced
+    and `server_extra` settings ({name: value}) added when given."""
+    text = base_config_text(base)
     if listen:
         text, n = re.subn(r'(?m)^(\s*listen\s*=\s*)"[^"]*"', r'\g<1>"%s"' % listen, text)
         assert n == 1, "no server.listen in the base config"
@@ -100,15 +102,21 @@ class KeyClient(Client):
 
 
 class AuthSbxd(sbxd_harness.SbxdProcess):
-    """A private daemon with its own config (apikey plugin, keys file in its data dir)."""
+    """A private daemon with its own config (apikey plugin, keys file in its work dir),
+    made from its DerivedConfig (its own database; cleanup() drops it)."""
 
     def __init__(self, quotas=None, log_level=None, with_auth=True, server_extra=None):
         super().__init__()
         self.workdir = tempfile.mkdtemp(prefix="sbxd-it-auth-")
         self.keys_file = os.path.join(self.workdir, "apikeys.json")
-        self.config = make_config(os.path.join(self.workdir, "sbxd.conf"), self.data_dir,
-                                  self.keys_file, quotas=quotas, log_level=log_level,
-                                  with_auth=with_auth, server_extra=server_extra)
+        try:
+            self.config = make_config(os.path.join(self.workdir, "sbxd.conf"), self.data_dir,
+                                      self.keys_file, quotas=quotas, log_level=log_level,
+                                      with_auth=with_auth, server_extra=server_extra,
+                                      base=self.derived.path)
+        except Exception:
+            self.cleanup()
+            raise
         self.keys = {}  # label -> {"id", "key", ...}
         self.record = []  # (method, path, Response) of every client made by kc()
 

@@ -44,24 +44,27 @@ def chain():
     groups = ('{ kind = "auth"; module = "apikey"; config = { keys_file = "%s/keys.json"; }; },\n'
               '  { kind = "auth"; module = "jwt"; config = { hs256_secret_file = "%s/jwt.secret";'
               ' issuer = "https://id.test/"; audience = "sbxd"; }; },\n' % (d, d))
-    text, n = re.subn(r"(?m)^plugins\s*=\s*\(", "plugins = (\n  " + groups, base_config_text(),
-                      count=1)
-    assert n == 1
-    conf = os.path.join(d, "sbxd.conf")
-    with open(conf, "w") as f:
-        f.write(text)
-    out = subprocess.run([sbxd_harness.find_binary(), "keys", "create", "--tenant", "keyco",
-                          "--role", "user", "--config", conf], capture_output=True, text=True,
-                         timeout=30)
-    assert out.returncode == 0, out.stderr
-    key = json.loads(out.stdout)["key"]
+    # the auth plugins are added to the daemon's own DerivedConfig (its own database)
     p = sbxd_harness.SbxdProcess(data_dir=os.path.join(d, "data"))
-    p.config = conf
-    p.start()
-    yield p, secret, key
-    p.stop_and_check()
-    p.cleanup()
-    shutil.rmtree(d, ignore_errors=True)
+    try:
+        text, n = re.subn(r"(?m)^plugins\s*=\s*\(", "plugins = (\n  " + groups,
+                          base_config_text(p.config), count=1)
+        assert n == 1
+        conf = os.path.join(d, "sbxd.conf")
+        with open(conf, "w") as f:
+            f.write(text)
+        out = subprocess.run([sbxd_harness.find_binary(), "keys", "create", "--tenant",
+                              "keyco", "--role", "user", "--config", conf],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        key = json.loads(out.stdout)["key"]
+        p.config = conf
+        p.start()
+        yield p, secret, key
+        p.stop_and_check()
+    finally:
+        p.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def claims(**over):

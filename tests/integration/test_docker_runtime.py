@@ -107,16 +107,20 @@ def test_container_killed_behind_sbxds_back_turns_the_session_failed_with_a_reas
 def own_sbxd(tmp_path):
     if os.environ.get("SBXD_URL"):
         pytest.skip("SBXD_URL set: cannot start a private sbxd")
+    config = sbxd_harness.DerivedConfig()  # one docker instance name across the restart
     procs = []
 
     def start(data_dir):
-        p = sbxd_harness.SbxdProcess(data_dir=str(data_dir))
+        p = sbxd_harness.SbxdProcess(data_dir=str(data_dir), config=config)
         procs.append(p)
         return p.start()
 
-    yield start
-    for p in procs:
-        p.cleanup()
+    try:
+        yield start
+    finally:
+        for p in procs:
+            p.cleanup()
+        config.cleanup()
 
 
 def test_restart_readopts_its_containers_leaves_foreign_ones_and_removes_orphans(

@@ -18,22 +18,29 @@ pytestmark = [pytest.mark.own_daemon, pytest.mark.slow]
 @pytest.fixture
 def own_sbxd():
     """Factory for private daemons (not the shared one).  Each is killed at teardown if
-    the test did not stop it."""
+    the test did not stop it.  They share one DerivedConfig (a restart keeps the database)."""
     if os.environ.get("SBXD_URL"):
         pytest.skip("SBXD_URL set: cannot start a private sbxd")
+    try:
+        config = sbxd_harness.DerivedConfig()
+    except sbxd_harness.NotAvailable as e:
+        pytest.skip(str(e))
     procs = []
 
     def start(data_dir=None):
         try:
-            p = sbxd_harness.SbxdProcess(data_dir=data_dir)
+            p = sbxd_harness.SbxdProcess(data_dir=data_dir, config=config)
         except sbxd_harness.NotAvailable as e:
             pytest.skip(str(e))
         procs.append(p)
         return p.start()
 
-    yield start
-    for p in procs:
-        p.cleanup()
+    try:
+        yield start
+    finally:
+        for p in procs:
+            p.cleanup()
+        config.cleanup()
 
 
 def test_sigterm_lets_an_in_flight_execute_sync_finish_then_exits_0(own_sbxd):

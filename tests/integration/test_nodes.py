@@ -79,7 +79,7 @@ def authd():
     try:
         derived = sbxd_harness.DerivedConfig(
             {"warm_pools": {"size": 0}, "sessions": {"sync_interval_ms": 3600000}},
-            base=d.config)
+            own_database=False, base=d.config)  # d.config has d's own database
         d.config = derived.path
         for label, tenant, role in (("admin", "ops", "admin"), ("user", "tenant-a", "user"),
                                     ("reader", "tenant-a", "read-only")):

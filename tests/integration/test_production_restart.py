@@ -39,9 +39,10 @@ def check_everything(api, sid, eid, tid):
 
 def test_state_survives_a_mariadb_restart_and_an_sbxd_restart(tmp_path):
     data_dir = tempfile.mkdtemp(prefix="sbxd-prod-restart-")
+    config = sbxd_harness.DerivedConfig()  # a database of its own, kept across the restart
     procs = []
     try:
-        first = sbxd_harness.SbxdProcess(data_dir=data_dir)
+        first = sbxd_harness.SbxdProcess(data_dir=data_dir, config=config)
         procs.append(first)
         api = first.start().client
         tid = "prod-" + uuid.uuid4().hex[:8]
@@ -65,7 +66,7 @@ def test_state_survives_a_mariadb_restart_and_an_sbxd_restart(tmp_path):
         check_everything(api, sid, eid, tid)
 
         first.stop_and_check()
-        second = sbxd_harness.SbxdProcess(data_dir=data_dir)
+        second = sbxd_harness.SbxdProcess(data_dir=data_dir, config=config)
         procs.append(second)
         api = second.start().client
         check_everything(api, sid, eid, tid)
@@ -85,4 +86,5 @@ def test_state_survives_a_mariadb_restart_and_an_sbxd_restart(tmp_path):
     finally:
         for p in procs:
             p.cleanup()
+        config.cleanup()
         shutil.rmtree(data_dir, ignore_errors=True)

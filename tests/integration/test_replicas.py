@@ -70,7 +70,7 @@ class Cluster:
 
     def start(self, replica_id, data_dir=None, port=None):
         p = sbxd_harness.SbxdProcess(data_dir=data_dir or tempfile.mkdtemp(
-            prefix="data-%s-" % replica_id, dir=self.tmp), port=port)
+            prefix="data-%s-" % replica_id, dir=self.tmp), port=port, config=self.conf)
         p.config = self.config(replica_id)
         p.replica_id = replica_id
         self.procs.append(p)
