@@ -23,7 +23,7 @@ static void handle_line(struct exec_stream *s, const char *line, size_t len)
 
 	if (len == 0)
 		return;
-	ev = json_loadb(line, len, 0, NULL);
+	ev = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
 	if (!ev)
 		return;
 	type = json_string_value(json_object_get(ev, "type"));
@@ -320,7 +320,7 @@ int exec_client_result(const json_t *executor, const char *id, json_t **result, 
 	if (status == 404)
 		rc =
 		    sbx_err_set(err, SBX_E_NOTFOUND, "the executor does not know execution %s", id);
-	else if (status != 200 || !(*result = json_loadb(body ? body : "", len, 0, NULL)))
+	else if (status != 200 || !(*result = json_loadb(body ? body : "", len, JSON_ALLOW_NUL, NULL)))
 		rc = sbx_err_set(err, SBX_E_INTERNAL, "the executor answered HTTP %ld for %s",
 				 status, path);
 	free(body);

@@ -604,7 +604,7 @@ static json_t *make_result(struct run *r, double started, double t0, double t1,
 	int exit_code = 0, have_status = r->status != -1, rv_trunc = 0;
 
 	if (r->cap[2].len)
-		line = json_loadb(r->cap[2].data, r->cap[2].len, 0, NULL);
+		line = json_loadb(r->cap[2].data, r->cap[2].len, JSON_ALLOW_NUL, NULL);
 	if (e->lang == LANG_JAVASCRIPT && json_is_number(json_object_get(line, "startup_cpu_ms"))) {
 		/* node's own start-up (in the idle node: before the hand-off) is not the handler's
 		 */

@@ -81,6 +81,15 @@ def test_python_event_defaults_to_empty_object(api, py_sid):
     assert ex["status"] == "completed" and ex["return_value"] == {}, ex
 
 
+def test_a_return_value_holding_nul_characters_round_trips(api, py_sid):
+    # JSON carries U+0000 as \\u0000; the value must come back whole, and from the store.
+    ex = api.execute_sync(py_sid, 'def handler(event):\n    return {"s": "a\\x00b", "k": [0]}\n')
+    assert ex["status"] == "completed", ex
+    assert ex["return_value"] == {"s": "a\x00b", "k": [0]}, ex
+    again = api.get("/executions/%s" % ex["id"])
+    assert again.status == 200 and again.body["return_value"]["s"] == "a\x00b", again
+
+
 def test_python_print_goes_to_stdout_and_sys_stderr_to_stderr(api, py_sid):
     code = ("import sys\n"
             "def handler(event):\n"
