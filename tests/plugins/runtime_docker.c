@@ -849,6 +849,44 @@ int main(void)
 		json_decref(h2);
 	}
 
+	/* The opt-outs: the engine's default seccomp profile and docker-init as PID 1. */
+	{
+		void *oi;
+		json_t *oh, *in;
+		const json_t *v, *hc;
+		size_t k;
+		int seccomp_opts = 0;
+
+		x = json_pack("{s:s}", "seccomp", "strict");
+		ok(!new_instance("dk-optout", x, &err) && err.code == SBX_E_INVALID &&
+		       strstr(err.message, "'seccomp'") && strstr(err.message, "\"default\""),
+		   "seccomp other than \"sbxd\"/\"default\" is refused (%s)", err.message);
+		json_decref(x);
+		x = json_pack("{s:s, s:b}", "seccomp", "default", "init", 1);
+		oi = new_instance("dk-optout", x, &err);
+		json_decref(x);
+		oh = oi ? make(oi, spec_new(image, 128), &err) : NULL;
+		in = oh ? inspect(cid_of(oh)) : NULL;
+		hc = json_object_get(in, "HostConfig");
+		json_array_foreach (json_object_get(hc, "SecurityOpt"), k, v)
+			seccomp_opts += !strncmp(json_string_value(v) ?: "", "seccomp=", 8);
+		ok(in && seccomp_opts == 0 &&
+		       str_in(json_object_get(hc, "SecurityOpt"), "no-new-privileges") &&
+		       json_is_true(json_object_get(hc, "Init")) &&
+		       py_is(oh,
+			     "def handler(event, context):\n    return "
+			     "open('/proc/1/cmdline').read().split('\\0')[0]\n",
+			     "\"/sbin/docker-init\""),
+		   "seccomp = \"default\", init = true: no profile of ours, docker-init is PID 1 "
+		   "(%s)",
+		   oh ? "ok" : err.message);
+		ok(oh && rt->sandbox_destroy(oi, oh, &err) == 0, "opt-out sandbox destroyed");
+		json_decref(in);
+		json_decref(oh);
+		if (oi)
+			rt->life.destroy(oi);
+	}
+
 	/* The same engine over tcp:// with TLS client certificates. */
 	if (getenv("SBX_TEST_DOCKER_TLS_HOST") && getenv("SBX_TEST_DOCKER_TLS_DIR")) {
 		const char *th = getenv("SBX_TEST_DOCKER_TLS_HOST");
