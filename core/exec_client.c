@@ -320,7 +320,8 @@ int exec_client_result(const json_t *executor, const char *id, json_t **result, 
 	if (status == 404)
 		rc =
 		    sbx_err_set(err, SBX_E_NOTFOUND, "the executor does not know execution %s", id);
-	else if (status != 200 || !(*result = json_loadb(body ? body : "", len, JSON_ALLOW_NUL, NULL)))
+	else if (status != 200 ||
+		 !(*result = json_loadb(body ? body : "", len, JSON_ALLOW_NUL, NULL)))
 		rc = sbx_err_set(err, SBX_E_INTERNAL, "the executor answered HTTP %ld for %s",
 				 status, path);
 	free(body);
