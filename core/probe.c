@@ -163,8 +163,8 @@ int probe_start(struct server *srv)
 		return -1;
 	}
 	srv->probe = p;
-	srv->probe_loop = loop_start(srv, "probe", srv->cfg.probe_interval_ms,
-				     srv->cfg.probe_interval_ms, probe_pass, p);
+	leases_note(srv, LEASE_PROBE, 0); /* the series exists from the start */
+	srv->probe_loop = loop_start(srv, "probe", srv->cfg.probe_interval_ms, 0, probe_pass, p);
 	return srv->probe_loop ? 0 : -1;
 }
 
