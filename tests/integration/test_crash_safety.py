@@ -291,3 +291,75 @@ def test_mariadb_restart_with_executions_in_flight_loses_nothing(data_dir, confi
         if load is not None and proc.proc is not None and proc.proc.poll() is None:
             load.cleanup(api)
         proc.cleanup()
+
+
+def half_made_sandboxes(binary):
+    """Processes forked by sbxd into new namespaces that never became a sandbox: still
+    running the sbxd binary, inside a pid namespace of their own (NSpid has two entries)."""
+    found = []
+    real = os.path.realpath(binary)
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            exe = os.readlink("/proc/%s/exe" % pid)
+            with open("/proc/%s/status" % pid) as f:
+                nspid = [l.split()[1:] for l in f if l.startswith("NSpid:")]
+        except OSError:
+            continue
+        if exe == real and nspid and len(nspid[0]) > 1:
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.skipif(RUNTIME != "linux", reason="linux runtime: its sandbox set-up runs in a "
+                                               "child of sbxd")
+def test_sigkill_during_session_creates_leaves_no_half_made_sandbox(data_dir, config):
+    # Sessions are created from 4 threads while sbxd is killed; a child caught between
+    # clone() and exec (waiting for its id maps or its cgroup) must go away with sbxd,
+    # not wait on its pipe forever.
+    import threading
+    first = sbxd_harness.SbxdProcess(data_dir=data_dir, config=config)
+    second = None
+    stop = threading.Event()
+
+    def create(api):
+        while not stop.is_set():
+            try:
+                api.post("/sessions", json={"template_id": "python-basic"}, timeout=5)
+            except Exception:
+                return
+
+    try:
+        api = first.start().client
+        workers = [threading.Thread(target=create, args=(sbxd_harness.Client(first.url),))
+                   for _ in range(4)]
+        for w in workers:
+            w.start()
+        time.sleep(1.0)
+        first.kill()  # SIGKILL, creates in flight
+        stop.set()
+        for w in workers:
+            w.join(10)
+        deadline = time.monotonic() + 10
+        while half_made_sandboxes(first.binary) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert half_made_sandboxes(first.binary) == [], "half-made sandboxes left behind"
+        second = sbxd_harness.SbxdProcess(data_dir=data_dir, port=first.port, config=config)
+        api = second.start().client
+        orphans, missing = [], []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            orphans, missing = sandbox_orphans(api, data_dir)
+            if not orphans and not missing:
+                break
+            time.sleep(0.5)
+        assert not orphans and not missing, (orphans, missing)
+        for sid in listed_running(api):
+            api.delete("/sessions/%s" % sid)
+        second.stop_and_check()
+    finally:
+        stop.set()
+        first.cleanup()
+        if second is not None:
+            second.cleanup()

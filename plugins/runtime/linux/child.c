@@ -216,7 +216,9 @@ void child_main(const struct lx_child_args *a)
 {
 	char go;
 
-	/* Wait until the parent wrote our id maps ('m'). */
+	/* Wait until the parent wrote our id maps ('m'). If sbxd dies first (SIGKILL), the
+	 * pipe reads EOF and this half-made sandbox goes away. */
+	close(a->sync_wfd);
 	if (read(a->sync_fd, &go, 1) != 1 || go != 'm')
 		_exit(126);
 	/* Become the namespace's root (host uid_base): files we create must be mappable. */

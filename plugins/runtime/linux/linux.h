@@ -120,10 +120,12 @@ struct lx_child_args {
 	} rl[4];
 	int n_rl;
 	struct sock_fprog prog;
-	int sync_fd; /* read end: parent says go */
-	int err_fd;  /* write end, O_CLOEXEC: child reports a failure */
-	int log_fd;  /* executor stderr/stdout */
-	int null_fd; /* stdin */
+	int sync_fd;  /* read end: parent says go */
+	int sync_wfd; /* its write end: the child closes it, so that the parent's death reads
+		       * as EOF instead of leaving the child blocked forever */
+	int err_fd;   /* write end, O_CLOEXEC: child reports a failure */
+	int log_fd;   /* executor stderr/stdout */
+	int null_fd;  /* stdin */
 	char *argv[16];
 	char *envp[4];
 };

@@ -74,6 +74,7 @@ int spawn_sandbox(const struct lx *lx, struct lx_child_args *a, const char *id, 
 		goto out;
 	}
 	a->sync_fd = sync[0];
+	a->sync_wfd = sync[1];
 	a->err_fd = errp[1];
 	pid = (pid_t)syscall(SYS_clone,
 			     CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET |
