@@ -8,7 +8,8 @@
 #      sbxd on the embedded default configuration, then the integration suite again on
 #      the production configuration (MariaDB + an S3 server, both started here), and
 #      both suites on the docker runtime against a private dockerd started here (images
-#      built by etc/images/build.sh, cached in /var/cache/sbxd-images);
+#      built by etc/images/build.sh, cached in /var/cache/sbxd-images), and the docker
+#      module's own test (tests/plugins/runtime_docker.sh, a private dockerd of its own);
 #   4. `make distcheck`;
 #   5. the sanitizer tier: a separate build (build-asan) with --enable-asan --enable-ubsan
 #      (gcc; LeakSanitizer on) and its `make check` (SKIP_SANITIZERS=1 skips it);
@@ -119,6 +120,19 @@ else
 fi
 tests/docker/services.sh stop "$dock"
 rm -rf --one-file-system "$dock"
+# The docker module's own test (TAP) against a private dockerd of its own (also on TCP with
+# TLS client certificates): every container setting read back from the engine, OOM, kill,
+# list, cleanup, error mapping.
+( cd "$build" && top_srcdir="$top" top_builddir=. "$top/tests/plugins/runtime_docker.sh" ) \
+	> "$build/runtime_docker.tap" 2>&1
+rd=$?
+grep -E '^(not )?ok ' "$build/runtime_docker.tap" | grep -v '^ok ' | head -20
+pass=$((pass + $(grep -c '^ok ' "$build/runtime_docker.tap")))
+fail=$((fail + $(grep -c '^not ok ' "$build/runtime_docker.tap")))
+if [ $rd != 0 ] && ! grep -q '^not ok ' "$build/runtime_docker.tap"; then
+	tail -20 "$build/runtime_docker.tap"
+	fail=$((fail + 1))
+fi
 echo "docker tier: $((SECONDS - t0)) s"
 
 if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then

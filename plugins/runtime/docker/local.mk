@@ -13,7 +13,7 @@ plugins_runtime_docker_runtime_docker_la_SOURCES = \
 plugins_runtime_docker_runtime_docker_la_CFLAGS = $(SBX_PLUGIN_CFLAGS) $(CURL_CFLAGS)
 plugins_runtime_docker_runtime_docker_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)
 plugins_runtime_docker_runtime_docker_la_LDFLAGS = $(SBX_PLUGIN_LINKFLAGS)
-plugins_runtime_docker_runtime_docker_la_LIBADD = plugins/runtime/common/libscpolicy.la \
+plugins_runtime_docker_runtime_docker_la_LIBADD = plugins/runtime/common/librtcommon.la \
 	$(CURL_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS)
 
 check_PROGRAMS += tests/plugins/runtime_docker

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "plugins/runtime/common/execready.h"
 #include "docker.h"
 
 #ifndef SBX_EXECUTOR_DIR
@@ -377,46 +378,6 @@ static void exit_reason(const json_t *info, char *out, size_t cap)
 		snprintf(out, cap, "exited with code %lld", (long long)code);
 }
 
-static int try_connect(const char *path)
-{
-	struct sockaddr_un sa;
-	int fd, rc;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sa.sun_path)
-		return -1;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-	close(fd);
-	return rc;
-}
-
-static int executor_health(struct dk *dk, const char *sock, sbx_err *err)
-{
-	json_t *req, *resp = NULL;
-	int rc, status;
-
-	if (!SBX_CORE_HAS(dk->core, http_request) || !dk->core->http_request)
-		return 0;
-	req = json_pack("{s:s, s:s, s:s, s:i}", "method", "GET", "url", "http://sandbox/health",
-			"unix_socket", sock, "timeout_ms", 2000);
-	if (!req)
-		return sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
-	rc = dk->core->http_request(req, NULL, 0, NULL, NULL, NULL, NULL, &resp, err);
-	json_decref(req);
-	if (rc < 0)
-		return rc;
-	status = (int)json_integer_value(json_object_get(resp, "status"));
-	json_decref(resp);
-	if (status != 200)
-		return sbx_err_set(err, SBX_E_UNAVAILABLE, "executor /health answered %d", status);
-	return 0;
-}
-
 /* Wait (bounded) until the executor answers /health on its socket, noticing early when
  * the container stopped instead. */
 static int ready_wait(struct dk *dk, const char *cid, const char *sock, sbx_err *err)
@@ -429,8 +390,8 @@ static int ready_wait(struct dk *dk, const char *cid, const char *sock, sbx_err 
 	int rc;
 
 	for (;;) {
-		if (try_connect(sock) == 0)
-			return executor_health(dk, sock, err);
+		if (rt_socket_listening(sock) == 0)
+			return rt_executor_health(dk->core, sock, err);
 		if (dk->core->monotonic_ms() >= next_check) {
 			next_check = dk->core->monotonic_ms() + 100;
 			if ((rc = inspect(dk, cid, &info, err)) < 0)

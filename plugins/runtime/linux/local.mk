@@ -17,7 +17,7 @@ plugins_runtime_linux_runtime_linux_la_SOURCES = \
 plugins_runtime_linux_runtime_linux_la_CFLAGS = $(SBX_PLUGIN_CFLAGS) $(SECCOMP_CFLAGS)
 plugins_runtime_linux_runtime_linux_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)
 plugins_runtime_linux_runtime_linux_la_LDFLAGS = $(SBX_PLUGIN_LINKFLAGS)
-plugins_runtime_linux_runtime_linux_la_LIBADD = plugins/runtime/common/libscpolicy.la \
+plugins_runtime_linux_runtime_linux_la_LIBADD = plugins/runtime/common/librtcommon.la \
 	$(SECCOMP_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS)
 
 check_PROGRAMS += tests/plugins/runtime_linux

@@ -14,27 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "plugins/runtime/common/execready.h"
 #include "linux.h"
-
-static int try_connect(const char *path)
-{
-	struct sockaddr_un sa;
-	int fd, rc;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sa.sun_path) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-	close(fd);
-	return rc;
-}
 
 /* The last line of the executor's log, to say why a sandbox died. */
 static void log_tail(const char *log_path, char *out, size_t cap)
@@ -67,29 +48,6 @@ static void log_tail(const char *log_path, char *out, size_t cap)
 	close(fd);
 }
 
-static int health(const struct lx *lx, const char *sock, sbx_err *err)
-{
-	json_t *req, *resp = NULL;
-	int rc, status;
-
-	/* A core without outbound HTTP: a listening socket is the best we can know. */
-	if (!SBX_CORE_HAS(lx->core, http_request) || !lx->core->http_request)
-		return 0;
-	req = json_pack("{s:s, s:s, s:s, s:i}", "method", "GET", "url", "http://sandbox/health",
-			"unix_socket", sock, "timeout_ms", 2000);
-	if (!req)
-		return sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
-	rc = lx->core->http_request(req, NULL, 0, NULL, NULL, NULL, NULL, &resp, err);
-	json_decref(req);
-	if (rc < 0)
-		return rc;
-	status = (int)json_integer_value(json_object_get(resp, "status"));
-	json_decref(resp);
-	if (status != 200)
-		return sbx_err_set(err, SBX_E_UNAVAILABLE, "executor /health answered %d", status);
-	return 0;
-}
-
 int ready_wait(const struct lx *lx, const char *sock, pid_t pid, const char *log_path, sbx_err *err)
 {
 	int64_t deadline = lx->core->monotonic_ms() + LX_READY_TIMEOUT_MS;
@@ -98,8 +56,8 @@ int ready_wait(const struct lx *lx, const char *sock, pid_t pid, const char *log
 	int st;
 
 	for (;;) {
-		if (try_connect(sock) == 0)
-			return health(lx, sock, err);
+		if (rt_socket_listening(sock) == 0)
+			return rt_executor_health(lx->core, sock, err);
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			log_tail(log_path, tail, sizeof tail);
 			return sbx_err_set(err, SBX_E_UNAVAILABLE,
