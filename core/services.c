@@ -49,6 +49,18 @@ void services_new_id(const char *prefix, char *out, size_t len)
 		snprintf(out + p, len - p, "%02x", r[i]);
 }
 
+int services_set_token(json_t *spec)
+{
+	unsigned char r[16];
+	char hex[2 * sizeof r + 1];
+
+	if (services_random(r, sizeof r) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof r; i++)
+		snprintf(hex + 2 * i, 3, "%02x", r[i]);
+	return json_object_set_new(spec, "executor_token", json_string(hex));
+}
+
 json_t *services_iso(json_t *ms)
 {
 	char buf[96];

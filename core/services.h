@@ -18,6 +18,9 @@ int services_random(void *buf, size_t n);
 void services_thread_plugins(struct server *srv, int init);
 /* A random id: prefix + 24 hex characters, into out (>= strlen(prefix) + 25 bytes). */
 void services_new_id(const char *prefix, char *out, size_t len);
+/* Sets spec's "executor_token" to 128 random bits in hex (runtime.h); -1 when the random
+ * source fails (the spec then has none, which runtimes on a private socket do not need). */
+int services_set_token(json_t *spec);
 /* Millisecond timestamp → "2026-11-26T03:20:25.123Z" (json null for <= 0). */
 json_t *services_iso(json_t *ms);
 

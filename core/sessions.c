@@ -399,8 +399,6 @@ int sessions_create(struct server *srv, const json_t *principal, const json_t *b
 	json_t *changes = NULL, *v, *deps;
 	struct plugin *rt = NULL;
 	int64_t now = services_now_ms(), timeout;
-	unsigned char tok[16];
-	char token[40];
 	struct quota_cfg quota;
 	char restore_key[512] = "", restore_src[72] = "";
 	const char *tenant = json_string_value(json_object_get(principal, "tenant"));
@@ -562,11 +560,7 @@ int sessions_create(struct server *srv, const json_t *principal, const json_t *b
 		*out = json_incref(rec);
 		goto created;
 	}
-	if (services_random(tok, sizeof tok) == 0) {
-		for (size_t i = 0; i < sizeof tok; i++)
-			snprintf(token + 2 * i, 3, "%02x", tok[i]);
-		json_object_set_new(spec, "executor_token", json_string(token));
-	}
+	services_set_token(spec);
 	if (node[0])
 		json_object_set_new(spec, "node", json_string(node));
 	{
@@ -771,8 +765,6 @@ static int recreate(struct server *srv, const json_t *rec, const char *reason, s
 	struct plugin *rt =
 	    server_runtime(srv, json_string_value(json_object_get(rec, "runtime_instance")));
 	json_t *spec, *handle = NULL, *changes;
-	unsigned char tok[16];
-	char token[40];
 	int rc;
 
 	if (!rt)
@@ -796,11 +788,7 @@ static int recreate(struct server *srv, const json_t *rec, const char *reason, s
 		sbx_err_set(err, SBX_E_INTERNAL, "the session record lacks its image");
 		return -SBX_E_INTERNAL;
 	}
-	if (services_random(tok, sizeof tok) == 0) {
-		for (size_t i = 0; i < sizeof tok; i++)
-			snprintf(token + 2 * i, 3, "%02x", tok[i]);
-		json_object_set_new(spec, "executor_token", json_string(token));
-	}
+	services_set_token(spec);
 	rt->d.runtime->sandbox_destroy(rt->inst, json_object_get(rec, "handle"), err);
 	sbx_err_clear(err);
 	rc = rt->d.runtime->sandbox_create(rt->inst, spec, &handle, err);

@@ -235,8 +235,6 @@ static int build(struct warm *w, struct plugin *rt, const char *node, const json
 {
 	json_t *res = NULL, *spec, *handle = NULL;
 	struct entry *e;
-	unsigned char tok[16];
-	char token[40];
 	sbx_err err;
 	int rc;
 
@@ -247,11 +245,8 @@ static int build(struct warm *w, struct plugin *rt, const char *node, const json
 			 json_object_get(tmpl, "id"), "image", json_object_get(tmpl, "image_url"),
 			 "runtime_type", json_object_get(tmpl, "runtime_type"), "resources", res,
 			 "env_vars", "network", "none", "pool_owner", w->owner, "node", node);
-	if (spec && services_random(tok, sizeof tok) == 0) {
-		for (size_t i = 0; i < sizeof tok; i++)
-			snprintf(token + 2 * i, 3, "%02x", tok[i]);
-		json_object_set_new(spec, "executor_token", json_string(token));
-	}
+	if (spec)
+		services_set_token(spec);
 	if (!spec || !*node)
 		json_object_del(spec, "node");
 	rc = spec ? rt->d.runtime->sandbox_create(rt->inst, spec, &handle, &err) : -SBX_E_INTERNAL;
