@@ -22,7 +22,7 @@
 #include "docker.h"
 
 #ifndef SBX_EXECUTOR_DIR
-#define SBX_EXECUTOR_DIR "/usr/local/libexec/sandbox/executor"
+#define SBX_EXECUTOR_DIR "/usr/local/libexec/sbxd/executor"
 #endif
 
 #define LBL_MANAGED  DK_LABEL_PREFIX "managed-by"

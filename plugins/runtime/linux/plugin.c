@@ -29,7 +29,7 @@
 #define SBX_LOCALSTATE_DIR "/usr/local/var/lib/sandbox"
 #endif
 #ifndef SBX_EXECUTOR_DIR
-#define SBX_EXECUTOR_DIR "/usr/local/libexec/sandbox/executor"
+#define SBX_EXECUTOR_DIR "/usr/local/libexec/sbxd/executor"
 #endif
 
 #define LOCKED_FLAGS (ST_NOSUID | ST_NODEV | ST_NOEXEC)
