@@ -23,10 +23,9 @@
 #include <sandbox/core.h>
 #include <sandbox/db.h>
 
+#include "plugins/db/common/dbcommon.h"
 #include "mariadb_int.h"
 
-#define LIST_DEFAULT_LIMIT 100
-#define LIST_MAX_LIMIT     1000
 /* Compare-and-set rounds lost to concurrent writers before giving up. */
 #define UPDATE_MAX_ROUNDS 32
 
@@ -72,41 +71,16 @@ const char *const md_stmt_sql[ST__COUNT] = {
     [ST_HEALTH] = "SELECT 1, VERSION(), (SELECT MAX(version) FROM schema_version)",
 };
 
-/* A record kind: its statements and indexed columns (bound in this order, then version
- * and doc). */
-struct col {
-	const char *name;
-	int is_time; /* integer ms, else string */
-};
-
+/* A record kind: its statements (dbcommon's kind has its indexed columns, bound in that
+ * order, then version and doc). */
 struct kind {
-	const char *what; /* "session", for messages */
+	const struct dbc_kind *rec;
 	int st_insert, st_get, st_update;
-	const struct col *cols;
-	int ncols;
 };
 
-#define MAX_COLS 8
-
-static const struct col session_cols[] = {
-    {"tenant", 0},     {"template_id", 0}, {"status", 0},           {"runtime_instance", 0},
-    {"created_at", 1}, {"updated_at", 1},  {"last_activity_at", 1}, {"completed_at", 1},
-};
-static const struct col execution_cols[] = {
-    {"session_id", 0}, {"tenant", 0},     {"status", 0},
-    {"created_at", 1}, {"started_at", 1}, {"completed_at", 1},
-};
-static const struct col template_cols[] = {
-    {"tenant", 0},
-    {"created_at", 1},
-};
-
-static const struct kind k_session = {"session",   ST_S_INSERT,  ST_S_GET,
-				      ST_S_UPDATE, session_cols, 8};
-static const struct kind k_execution = {"execution", ST_E_INSERT,    ST_E_GET,
-					ST_E_UPDATE, execution_cols, 6};
-static const struct kind k_template = {"template",  ST_T_INSERT,   ST_T_GET,
-				       ST_T_UPDATE, template_cols, 2};
+static const struct kind k_session = {&dbc_session, ST_S_INSERT, ST_S_GET, ST_S_UPDATE};
+static const struct kind k_execution = {&dbc_execution, ST_E_INSERT, ST_E_GET, ST_E_UPDATE};
+static const struct kind k_template = {&dbc_template, ST_T_INSERT, ST_T_GET, ST_T_UPDATE};
 
 static struct md_param p_str(const char *s)
 {
@@ -118,61 +92,39 @@ static struct md_param p_i64(long long i)
 	return (struct md_param){.type = MP_I64, .i = i};
 }
 
+/* A string or integer list query value as a parameter (borrowed). */
+static struct md_param p_json(const json_t *v)
+{
+	if (json_is_string(v))
+		return (struct md_param){.type = MP_STR,
+					 .s = json_string_value(v),
+					 .len = (unsigned long)json_string_length(v)};
+	return p_i64((long long)json_integer_value(v));
+}
+
 /* ---- records ------------------------------------------------------------------- */
 
 /* Fills p with the kind's columns from rec: null/absent -> NULL, else string or ms. */
 static int col_params(const struct kind *k, const json_t *rec, struct md_param *p, sbx_err *err)
 {
-	for (int i = 0; i < k->ncols; i++) {
-		const struct col *col = &k->cols[i];
-		const json_t *v = json_object_get(rec, col->name);
+	struct dbc_val vals[DBC_MAX_COLS];
+	int ret = dbc_columns(k->rec, rec, vals, err);
 
-		if (!v || json_is_null(v)) {
+	for (int i = 0; ret == 0 && i < k->rec->ncols; i++) {
+		if (vals[i].type == DBC_STR)
+			p[i] = (struct md_param){
+			    .type = MP_STR, .s = vals[i].s, .len = (unsigned long)vals[i].len};
+		else if (vals[i].type == DBC_I64)
+			p[i] = p_i64(vals[i].i);
+		else
 			p[i] = (struct md_param){.type = MP_NULL};
-		} else if (!col->is_time && json_is_string(v)) {
-			p[i] = (struct md_param){.type = MP_STR,
-						 .s = json_string_value(v),
-						 .len = (unsigned long)json_string_length(v)};
-		} else if (col->is_time && json_is_integer(v)) {
-			p[i] = p_i64((long long)json_integer_value(v));
-		} else {
-			return sbx_err_set(err, SBX_E_INVALID, "%s member '%s' must be %s or null",
-					   k->what, col->name,
-					   col->is_time ? "an integer (ms)" : "a string");
-		}
 	}
-	return 0;
-}
-
-static int check_record(const struct kind *k, const json_t *rec, const char **id, sbx_err *err)
-{
-	const json_t *v;
-
-	if (!json_is_object(rec))
-		return sbx_err_set(err, SBX_E_INVALID, "%s must be a JSON object", k->what);
-	v = json_object_get(rec, "id");
-	if (!json_is_string(v) || json_string_length(v) == 0)
-		return sbx_err_set(err, SBX_E_INVALID, "%s lacks a non-empty string 'id'", k->what);
-	*id = json_string_value(v);
-	if (k == &k_execution && !json_is_string(json_object_get(rec, "session_id")))
-		return sbx_err_set(err, SBX_E_INVALID, "execution '%s' lacks a string 'session_id'",
-				   *id);
-	return 0;
-}
-
-static int serialise(const struct kind *k, const char *id, const json_t *rec, char **doc,
-		     sbx_err *err)
-{
-	*doc = json_dumps(rec, JSON_COMPACT);
-	if (!*doc)
-		return sbx_err_set(err, SBX_E_INVALID, "%s '%s' cannot be serialised as JSON",
-				   k->what, id);
-	return 0;
+	return ret;
 }
 
 static int rec_insert(struct mdb *d, const struct kind *k, const json_t *rec, sbx_err *err)
 {
-	struct md_param p[MAX_COLS + 3];
+	struct md_param p[DBC_MAX_COLS + 3];
 	struct conn *c = NULL;
 	struct md_q q = {0};
 	json_t *copy = NULL;
@@ -180,21 +132,16 @@ static int rec_insert(struct mdb *d, const struct kind *k, const json_t *rec, sb
 	char *doc = NULL;
 	int ret, np = 0;
 
-	ret = check_record(k, rec, &id, err);
+	ret = dbc_insert_record(k->rec, rec, &id, &copy, err);
 	if (ret < 0)
 		goto out;
-	copy = json_copy((json_t *)rec); /* shallow: only "version" is replaced */
-	if (!copy || json_object_set_new(copy, "version", json_integer(1)) != 0) {
-		ret = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
-		goto out;
-	}
 	p[np++] = p_str(id);
 	ret = col_params(k, copy, p + np, err);
 	if (ret < 0)
 		goto out;
-	np += k->ncols;
+	np += k->rec->ncols;
 	p[np++] = p_i64(1);
-	ret = serialise(k, id, copy, &doc, err);
+	ret = dbc_serialise(k->rec, id, copy, &doc, err);
 	if (ret < 0)
 		goto out;
 	p[np++] = (struct md_param){.type = MP_BLOB, .s = doc, .len = (unsigned long)strlen(doc)};
@@ -207,7 +154,7 @@ static int rec_insert(struct mdb *d, const struct kind *k, const json_t *rec, sb
 			break;
 	}
 	if (ret == -SBX_E_CONFLICT && c && c->last_errno == ER_DUP_ENTRY)
-		ret = sbx_err_set(err, SBX_E_CONFLICT, "%s '%s' already exists", k->what, id);
+		ret = dbc_exists(k->rec, id, err);
 out:
 	free(doc);
 	json_decref(copy);
@@ -216,17 +163,7 @@ out:
 
 static int load_doc(const struct md_col *col, const char *what, json_t **out, sbx_err *err)
 {
-	json_error_t jerr;
-	json_t *v;
-
-	v = col->buf ? json_loadb(col->buf, col->len, JSON_ALLOW_NUL, &jerr) : NULL;
-	if (!json_is_object(v)) {
-		json_decref(v);
-		return sbx_err_set(err, SBX_E_INTERNAL, "stored %s record is not a JSON object",
-				   what);
-	}
-	*out = v;
-	return 0;
+	return dbc_load_doc(col->buf, col->len, what, out, err);
 }
 
 /* Reads record `id` into *out (new reference) and its version column. */
@@ -245,12 +182,12 @@ static int rec_read(struct conn *c, const struct kind *k, const char *id, json_t
 	if (ret < 0)
 		goto out;
 	if (ret == 0) {
-		ret = sbx_err_set(err, SBX_E_NOTFOUND, "%s '%s' not found", k->what, id);
+		ret = dbc_not_found(k->rec, id, err);
 		goto out;
 	}
 	if (version)
 		*version = cols[0].i;
-	ret = load_doc(&cols[1], k->what, out, err);
+	ret = load_doc(&cols[1], k->rec->what, out, err);
 	free(cols[1].buf);
 out:
 	md_end(&q);
@@ -262,8 +199,10 @@ static int rec_get(struct mdb *d, const struct kind *k, const char *id, json_t *
 	struct conn *c = NULL;
 	int ret;
 
-	if (!id || !*id || !out)
-		return sbx_err_set(err, SBX_E_INVALID, "%s id must be a non-empty string", k->what);
+	/* A call without an output is refused as if the id were missing. */
+	ret = dbc_check_id(k->rec, out ? id : NULL, err);
+	if (ret < 0)
+		return ret;
 	for (int attempt = 0;; attempt++) {
 		ret = md_conn(d, &c, err);
 		if (ret == 0)
@@ -285,11 +224,10 @@ static int rec_get(struct mdb *d, const struct kind *k, const char *id, json_t *
 static int update_round(struct conn *c, const struct kind *k, const char *id, const json_t *changes,
 			const char *expect_status, json_t **out, int *wrote, sbx_err *err)
 {
-	struct md_param p[MAX_COLS + 4];
+	struct md_param p[DBC_MAX_COLS + 4];
 	struct md_q q = {0};
-	json_t *cur = NULL, *v;
+	json_t *cur = NULL;
 	long long oldv = 0;
-	const char *key, *status;
 	char *doc = NULL;
 	int ret, np;
 
@@ -297,34 +235,16 @@ static int update_round(struct conn *c, const struct kind *k, const char *id, co
 	ret = rec_read(c, k, id, &cur, &oldv, err);
 	if (ret < 0)
 		goto out;
-	if (expect_status) {
-		status = json_string_value(json_object_get(cur, "status"));
-		if (!status || strcmp(status, expect_status) != 0) {
-			ret = sbx_err_set(err, SBX_E_CONFLICT, "%s '%s' has status '%s', not '%s'",
-					  k->what, id, status ? status : "(none)", expect_status);
-			goto out;
-		}
-	}
-	json_object_foreach ((json_t *)changes, key, v) {
-		if (strcmp(key, "id") == 0 || strcmp(key, "version") == 0)
-			continue;
-		if (json_object_set(cur, key, v) != 0) {
-			ret = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
-			goto out;
-		}
-	}
-	json_object_set_new(cur, "version", json_integer(oldv + 1));
-	if (k == &k_execution && !json_is_string(json_object_get(cur, "session_id"))) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "execution '%s' needs a string 'session_id'",
-				  id);
+	/* The version column is the one compared and set, whatever the document says. */
+	ret = dbc_merge(k->rec, id, cur, changes, expect_status, oldv + 1, err);
+	if (ret < 0)
 		goto out;
-	}
 	ret = col_params(k, cur, p, err);
 	if (ret < 0)
 		goto out;
-	np = k->ncols;
+	np = k->rec->ncols;
 	p[np++] = p_i64(oldv + 1);
-	ret = serialise(k, id, cur, &doc, err);
+	ret = dbc_serialise(k->rec, id, cur, &doc, err);
 	if (ret < 0)
 		goto out;
 	p[np++] = (struct md_param){.type = MP_BLOB, .s = doc, .len = (unsigned long)strlen(doc)};
@@ -355,10 +275,9 @@ static int rec_update(struct mdb *d, const struct kind *k, const char *id, const
 	struct conn *c = NULL;
 	int ret, wrote = 0, rounds = 0;
 
-	if (!id || !*id)
-		return sbx_err_set(err, SBX_E_INVALID, "%s id must be a non-empty string", k->what);
-	if (!json_is_object(changes))
-		return sbx_err_set(err, SBX_E_INVALID, "%s changes must be a JSON object", k->what);
+	ret = dbc_check_update(k->rec, id, changes, err);
+	if (ret < 0)
+		return ret;
 	for (int attempt = 0;; attempt++) {
 		ret = md_conn(d, &c, err);
 		if (ret == 0)
@@ -371,7 +290,7 @@ static int rec_update(struct mdb *d, const struct kind *k, const char *id, const
 			ret = sbx_err_set(err, SBX_E_CONFLICT,
 					  "%s '%s' kept changing under %d concurrent updates; "
 					  "retry",
-					  k->what, id, rounds);
+					  k->rec->what, id, rounds);
 		}
 		if (!md_again(c, ret, !wrote, attempt))
 			break;
@@ -381,112 +300,16 @@ static int rec_update(struct mdb *d, const struct kind *k, const char *id, const
 
 /* ---- list queries -------------------------------------------------------------- */
 
-enum ftype { F_STR, F_STRS, F_BEFORE };
-
-struct filter {
-	const char *key;
-	enum ftype type;
-	const char *expr; /* SQL expression compared */
-};
-
-static const struct filter session_filters[] = {
-    {"status", F_STR, "status"},
-    {"statuses", F_STRS, "status"},
-    {"template_id", F_STR, "template_id"},
-    {"tenant", F_STR, "tenant"},
-    {"runtime_instance", F_STR, "runtime_instance"},
+/* The SQL expression each list query field compares. */
+static const char *const field_sql[DBC_F__COUNT] = {
+    [DBC_F_STATUS] = "status",
+    [DBC_F_TEMPLATE_ID] = "template_id",
+    [DBC_F_TENANT] = "tenant",
+    [DBC_F_RUNTIME_INSTANCE] = "runtime_instance",
+    [DBC_F_SESSION_ID] = "session_id",
     /* activity_at is COALESCE(last_activity_at, created_at), indexed (schema.c). */
-    {"last_activity_before", F_BEFORE, "activity_at"},
-    {NULL, 0, NULL},
+    [DBC_F_ACTIVITY] = "activity_at",
 };
-
-static const struct filter execution_filters[] = {
-    {"session_id", F_STR, "session_id"},
-    {"statuses", F_STRS, "status"},
-    {"tenant", F_STR, "tenant"},
-    {NULL, 0, NULL},
-};
-
-/* Writes the WHERE clause for query to sql and appends its parameters (strings and
- * integers, borrowed from query) to params, in order. */
-static int build_where(const char *what, const struct filter *filters, const json_t *query,
-		       FILE *sql, json_t *params, long long *limit, long long *offset, sbx_err *err)
-{
-	const char *key;
-	json_t *v;
-
-	*limit = LIST_DEFAULT_LIMIT;
-	*offset = 0;
-	fputs(" WHERE 1", sql);
-	if (!query)
-		return 0;
-	if (!json_is_object(query))
-		return sbx_err_set(err, SBX_E_INVALID, "%s query must be a JSON object", what);
-	json_object_foreach ((json_t *)query, key, v) {
-		const struct filter *f = filters;
-
-		if (strcmp(key, "limit") == 0 || strcmp(key, "offset") == 0) {
-			int is_limit = key[0] == 'l';
-			json_int_t n = json_integer_value(v);
-
-			if (!json_is_integer(v) || n < (is_limit ? 1 : 0) ||
-			    (is_limit && n > LIST_MAX_LIMIT))
-				return sbx_err_set(err, SBX_E_INVALID,
-						   "%s query: '%s' must be an integer %s", what,
-						   key, is_limit ? "in 1..1000" : ">= 0");
-			*(is_limit ? limit : offset) = n;
-			continue;
-		}
-		while (f->key && strcmp(f->key, key) != 0)
-			f++;
-		if (!f->key)
-			return sbx_err_set(err, SBX_E_INVALID, "%s query: unknown member '%s'",
-					   what, key);
-		if (json_is_null(v))
-			continue;
-		switch (f->type) {
-		case F_STR:
-			if (!json_is_string(v))
-				goto bad_type;
-			fprintf(sql, " AND %s = ?", f->expr);
-			json_array_append(params, v);
-			break;
-		case F_BEFORE:
-			if (!json_is_integer(v))
-				goto bad_type;
-			fprintf(sql, " AND %s < ?", f->expr);
-			json_array_append(params, v);
-			break;
-		case F_STRS: {
-			size_t i;
-			json_t *s;
-
-			if (!json_is_array(v))
-				goto bad_type;
-			if (json_array_size(v) == 0) {
-				fputs(" AND 0", sql);
-				break;
-			}
-			fprintf(sql, " AND %s IN (", f->expr);
-			json_array_foreach (v, i, s) {
-				if (!json_is_string(s))
-					goto bad_type;
-				fputs(i ? ", ?" : "?", sql);
-				json_array_append(params, s);
-			}
-			fputs(")", sql);
-			break;
-		}
-		}
-		continue;
-	bad_type:
-		return sbx_err_set(err, SBX_E_INVALID, "%s query: '%s' must be %s", what, key,
-				   f->type == F_STR      ? "a string"
-				   : f->type == F_BEFORE ? "an integer (ms)"
-							 : "an array of strings");
-	}
-	return 0;
-}
 
 /* COUNT and SELECT in one read-only transaction with one snapshot, so total and items
  * agree. */
@@ -530,9 +353,7 @@ static int list_round(struct conn *c, const char *what, const char *count_sql, c
 	ret = md_simple(c, ST_COMMIT, err);
 	if (ret < 0)
 		goto out;
-	*page = json_pack("{s:O, s:I}", "items", items, "total", (json_int_t)total);
-	if (!*page)
-		ret = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
+	ret = dbc_page(items, total, page, err);
 out:
 	md_end(&q);
 	if (ret < 0)
@@ -541,37 +362,32 @@ out:
 	return ret;
 }
 
-static int rec_list(struct mdb *d, const char *what, const char *table,
-		    const struct filter *filters, const json_t *query, json_t **page, sbx_err *err)
+static int rec_list(struct mdb *d, const struct dbc_list *l, const char *table, const json_t *query,
+		    json_t **page, sbx_err *err)
 {
+	struct dbc_query q;
 	struct conn *c = NULL;
-	json_t *params = json_array(), *pv;
+	const json_t **vals = NULL;
 	struct md_param *p = NULL;
 	char *wsql = NULL, *count_sql = NULL, *list_sql = NULL;
-	size_t wlen = 0, i;
-	long long limit, offset;
-	FILE *f = NULL;
+	size_t nvals;
 	unsigned np;
 	int ret;
 
-	f = open_memstream(&wsql, &wlen);
-	if (!f || !params) {
-		ret = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
-		goto out;
-	}
-	ret = build_where(what, filters, query, f, params, &limit, &offset, err);
-	if (fclose(f) != 0 && ret == 0)
-		ret = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
-	f = NULL;
+	ret = dbc_list_query(l, query, &q, err);
+	if (ret == 0)
+		ret = dbc_where(&q, field_sql, &wsql, err);
 	if (ret < 0)
 		goto out;
 	if (!page) {
 		ret = sbx_err_set(err, SBX_E_INVALID, "no output page");
 		goto out;
 	}
-	np = (unsigned)json_array_size(params) + 2;
+	nvals = dbc_query_values(&q, NULL);
+	np = (unsigned)nvals + 2;
+	vals = calloc(nvals ? nvals : 1, sizeof *vals);
 	p = calloc(np, sizeof *p);
-	if (!p || asprintf(&count_sql, "SELECT COUNT(*) FROM %s%s", table, wsql) < 0 ||
+	if (!vals || !p || asprintf(&count_sql, "SELECT COUNT(*) FROM %s%s", table, wsql) < 0 ||
 	    asprintf(&list_sql,
 		     "SELECT doc FROM %s%s ORDER BY created_at DESC, id ASC LIMIT ? OFFSET ?",
 		     table, wsql) < 0) {
@@ -579,31 +395,24 @@ static int rec_list(struct mdb *d, const char *what, const char *table,
 		ret = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
 		goto out;
 	}
-	json_array_foreach (params, i, pv) {
-		if (json_is_string(pv))
-			p[i] = (struct md_param){.type = MP_STR,
-						 .s = json_string_value(pv),
-						 .len = (unsigned long)json_string_length(pv)};
-		else
-			p[i] = p_i64((long long)json_integer_value(pv));
-	}
-	p[np - 2] = p_i64(limit);
-	p[np - 1] = p_i64(offset);
+	dbc_query_values(&q, vals);
+	for (size_t i = 0; i < nvals; i++)
+		p[i] = p_json(vals[i]);
+	p[np - 2] = p_i64(q.limit);
+	p[np - 1] = p_i64(q.offset);
 	for (int attempt = 0;; attempt++) {
 		ret = md_conn(d, &c, err);
 		if (ret == 0)
-			ret = list_round(c, what, count_sql, list_sql, p, np, page, err);
+			ret = list_round(c, l->what, count_sql, list_sql, p, np, page, err);
 		if (!md_again(c, ret, 1, attempt))
 			break;
 	}
 out:
-	if (f)
-		fclose(f);
 	free(wsql);
 	free(count_sql);
 	free(list_sql);
 	free(p);
-	json_decref(params);
+	free(vals);
 	return ret;
 }
 
@@ -621,7 +430,7 @@ static int session_get(void *inst, const char *id, json_t **session, sbx_err *er
 
 static int session_list(void *inst, const json_t *query, json_t **page, sbx_err *err)
 {
-	return rec_list(inst, "session_list", "sessions", session_filters, query, page, err);
+	return rec_list(inst, &dbc_session_list, "sessions", query, page, err);
 }
 
 static int session_update(void *inst, const char *id, const json_t *changes,
@@ -644,7 +453,7 @@ static int delete_round(struct conn *c, const char *id, sbx_err *err)
 	if (ret < 0)
 		goto out;
 	if (md_affected(&q) == 0) {
-		ret = sbx_err_set(err, SBX_E_NOTFOUND, "session '%s' not found", id);
+		ret = dbc_not_found(&dbc_session, id, err);
 		goto out;
 	}
 	md_end(&q);
@@ -665,8 +474,9 @@ static int session_delete(void *inst, const char *id, sbx_err *err)
 	struct conn *c = NULL;
 	int ret;
 
-	if (!id || !*id)
-		return sbx_err_set(err, SBX_E_INVALID, "session id must be a non-empty string");
+	ret = dbc_check_id(&dbc_session, id, err);
+	if (ret < 0)
+		return ret;
 	for (int attempt = 0;; attempt++) {
 		ret = md_conn(inst, &c, err);
 		if (ret == 0)
@@ -689,7 +499,7 @@ static int execution_get(void *inst, const char *id, json_t **execution, sbx_err
 
 static int execution_list(void *inst, const json_t *query, json_t **page, sbx_err *err)
 {
-	return rec_list(inst, "execution_list", "executions", execution_filters, query, page, err);
+	return rec_list(inst, &dbc_execution_list, "executions", query, page, err);
 }
 
 static int execution_update(void *inst, const char *id, const json_t *changes,
@@ -725,7 +535,7 @@ static int tlist_round(struct conn *c, const char *tenant, json_t **items, sbx_e
 	while ((ret = md_row(&q, &col, 1, err, "listing templates")) > 0) {
 		json_t *rec = NULL;
 
-		ret = load_doc(&col, "template", &rec, err);
+		ret = load_doc(&col, dbc_template.what, &rec, err);
 		free(col.buf);
 		if (ret < 0)
 			goto out;
@@ -745,21 +555,12 @@ out:
 static int template_list(void *inst, const json_t *query, json_t **items, sbx_err *err)
 {
 	struct conn *c = NULL;
-	const char *tenant = NULL, *key;
-	json_t *v;
+	const char *tenant = NULL;
 	int ret;
 
-	if (query && !json_is_object(query))
-		return sbx_err_set(err, SBX_E_INVALID, "template_list query must be a JSON object");
-	json_object_foreach ((json_t *)query, key, v) {
-		if (strcmp(key, "tenant") != 0)
-			return sbx_err_set(err, SBX_E_INVALID,
-					   "template_list query: unknown member '%s'", key);
-		if (!json_is_null(v) && !json_is_string(v))
-			return sbx_err_set(err, SBX_E_INVALID,
-					   "template_list query: 'tenant' must be a string");
-		tenant = json_string_value(v);
-	}
+	ret = dbc_template_query(query, &tenant, err);
+	if (ret < 0)
+		return ret;
 	if (!items)
 		return sbx_err_set(err, SBX_E_INVALID, "no output array");
 	for (int attempt = 0;; attempt++) {
@@ -785,15 +586,16 @@ static int template_delete(void *inst, const char *id, sbx_err *err)
 	struct md_q q = {0};
 	int ret;
 
-	if (!id || !*id)
-		return sbx_err_set(err, SBX_E_INVALID, "template id must be a non-empty string");
+	ret = dbc_check_id(&dbc_template, id, err);
+	if (ret < 0)
+		return ret;
 	p = p_str(id);
 	for (int attempt = 0;; attempt++) {
 		ret = md_conn(inst, &c, err);
 		if (ret == 0)
 			ret = md_run(c, ST_T_DELETE, NULL, &p, 1, &q, err, "deleting a template");
 		if (ret == 0 && md_affected(&q) == 0)
-			ret = sbx_err_set(err, SBX_E_NOTFOUND, "template '%s' not found", id);
+			ret = dbc_not_found(&dbc_template, id, err);
 		md_end(&q);
 		if (!md_again(c, ret, 0, attempt))
 			break;
@@ -811,8 +613,7 @@ static int lease_round(struct conn *c, const char *name, const char *holder, int
 		       int *wrote, sbx_err *err)
 {
 	int64_t now = c->d->core->now_ms();
-	struct md_param p[4] = {p_str(name), p_str(holder),
-				p_i64(now > INT64_MAX - ttl_ms ? INT64_MAX : now + ttl_ms),
+	struct md_param p[4] = {p_str(name), p_str(holder), p_i64(dbc_lease_expiry(now, ttl_ms)),
 				p_i64(now)};
 	struct md_col cols[2] = {{.type = MC_BLOB}, {.type = MC_I64}};
 	struct md_q q = {0};
@@ -835,9 +636,7 @@ static int lease_round(struct conn *c, const char *name, const char *holder, int
 	}
 	ret = 0;
 	if (!cols[0].buf || strcmp(cols[0].buf, holder) != 0)
-		ret = sbx_err_set(err, SBX_E_CONFLICT,
-				  "lease '%s' is held by '%s' for another %lld ms", name,
-				  cols[0].buf ? cols[0].buf : "?", (long long)(cols[1].i - now));
+		ret = dbc_lease_held(name, cols[0].buf ? cols[0].buf : "?", cols[1].i, now, err);
 	free(cols[0].buf);
 out:
 	md_end(&q);
@@ -850,9 +649,9 @@ static int lease_acquire(void *inst, const char *name, const char *holder, int64
 	struct conn *c = NULL;
 	int ret, wrote = 0;
 
-	if (!name || !*name || !holder || !*holder || ttl_ms <= 0)
-		return sbx_err_set(err, SBX_E_INVALID,
-				   "lease_acquire needs a name, a holder and a positive ttl_ms");
+	ret = dbc_lease_acquire_args(name, holder, ttl_ms, err);
+	if (ret < 0)
+		return ret;
 	for (int attempt = 0;; attempt++) {
 		ret = md_conn(inst, &c, err);
 		if (ret == 0)
@@ -871,8 +670,9 @@ static int lease_release(void *inst, const char *name, const char *holder, sbx_e
 	struct md_q q = {0};
 	int ret;
 
-	if (!name || !*name || !holder || !*holder)
-		return sbx_err_set(err, SBX_E_INVALID, "lease_release needs a name and a holder");
+	ret = dbc_lease_release_args(name, holder, err);
+	if (ret < 0)
+		return ret;
 	p[0] = p_str(name);
 	p[1] = p_str(holder);
 	for (int attempt = 0;; attempt++) {

@@ -9,8 +9,10 @@ plugins_db_mariadb_db_mariadb_la_SOURCES = \
 	plugins/db/mariadb/schema.c \
 	plugins/db/mariadb/mariadb_int.h
 plugins_db_mariadb_db_mariadb_la_CFLAGS = $(SBX_PLUGIN_CFLAGS) $(MARIADB_CFLAGS)
+plugins_db_mariadb_db_mariadb_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)
 plugins_db_mariadb_db_mariadb_la_LDFLAGS = $(SBX_PLUGIN_LINKFLAGS)
-plugins_db_mariadb_db_mariadb_la_LIBADD = $(MARIADB_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS)
+plugins_db_mariadb_db_mariadb_la_LIBADD = plugins/db/common/libdbcommon.la $(MARIADB_LIBS) \
+	$(JANSSON_LIBS) $(PTHREAD_LIBS)
 EXTRA_DIST += plugins/db/mariadb/README.md
 
 check_PROGRAMS += tests/plugins/db_mariadb

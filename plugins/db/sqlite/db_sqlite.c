@@ -18,10 +18,8 @@
 #include <sandbox/core.h>
 #include <sandbox/db.h>
 
+#include "plugins/db/common/dbcommon.h"
 #include "sqlite_int.h"
-
-#define LIST_DEFAULT_LIMIT 100
-#define LIST_MAX_LIMIT     1000
 
 enum stmt_id {
 	ST_BEGIN_IMMEDIATE,
@@ -116,39 +114,16 @@ struct sqdb {
 	int wkey_ok;
 };
 
-/* A record kind: its table, statements and indexed columns (bound from ?2 on, in this
- * order, followed by version and doc). */
-struct col {
-	const char *name;
-	int is_time; /* integer ms, else string */
-};
-
+/* A record kind: its statements (dbcommon's kind has its indexed columns, bound from ?2
+ * on in that order, followed by version and doc). */
 struct kind {
-	const char *what; /* "session", for messages */
+	const struct dbc_kind *rec;
 	int st_insert, st_get, st_update;
-	const struct col *cols;
-	int ncols;
 };
 
-static const struct col session_cols[] = {
-    {"tenant", 0},     {"template_id", 0}, {"status", 0},           {"runtime_instance", 0},
-    {"created_at", 1}, {"updated_at", 1},  {"last_activity_at", 1}, {"completed_at", 1},
-};
-static const struct col execution_cols[] = {
-    {"session_id", 0}, {"tenant", 0},     {"status", 0},
-    {"created_at", 1}, {"started_at", 1}, {"completed_at", 1},
-};
-static const struct col template_cols[] = {
-    {"tenant", 0},
-    {"created_at", 1},
-};
-
-static const struct kind k_session = {"session",   ST_S_INSERT,  ST_S_GET,
-				      ST_S_UPDATE, session_cols, 8};
-static const struct kind k_execution = {"execution", ST_E_INSERT,    ST_E_GET,
-					ST_E_UPDATE, execution_cols, 6};
-static const struct kind k_template = {"template",  ST_T_INSERT,   ST_T_GET,
-				       ST_T_UPDATE, template_cols, 2};
+static const struct kind k_session = {&dbc_session, ST_S_INSERT, ST_S_GET, ST_S_UPDATE};
+static const struct kind k_execution = {&dbc_execution, ST_E_INSERT, ST_E_GET, ST_E_UPDATE};
+static const struct kind k_template = {&dbc_template, ST_T_INSERT, ST_T_GET, ST_T_UPDATE};
 
 int sq_error(sqlite3 *db, int rc, sbx_err *err, const char *what)
 {
@@ -320,76 +295,35 @@ static void rollback(struct conn *c)
 
 /* ---- records ------------------------------------------------------------------- */
 
-/* Binds member `col` of rec at idx: null/absent -> NULL, else string or integer ms. */
-static int bind_member(sqlite3_stmt *st, int idx, const json_t *rec, const struct col *col,
-		       const char *what, sbx_err *err)
-{
-	const json_t *v = json_object_get(rec, col->name);
-	int ret = 0;
-
-	if (!v || json_is_null(v)) {
-		sqlite3_bind_null(st, idx);
-	} else if (!col->is_time && json_is_string(v)) {
-		sqlite3_bind_text(st, idx, json_string_value(v), (int)json_string_length(v),
-				  SQLITE_TRANSIENT);
-	} else if (col->is_time && json_is_integer(v)) {
-		sqlite3_bind_int64(st, idx, (sqlite3_int64)json_integer_value(v));
-	} else {
-		ret = sbx_err_set(err, SBX_E_INVALID, "%s member '%s' must be %s or null", what,
-				  col->name, col->is_time ? "an integer (ms)" : "a string");
-	}
-	return ret;
-}
-
 /* Binds ?1 id, ?2.. the kind's columns, then version and doc (rec serialised). */
 static int bind_record(sqlite3_stmt *st, const struct kind *k, const char *id, const json_t *rec,
 		       json_int_t version, sbx_err *err)
 {
+	struct dbc_val vals[DBC_MAX_COLS];
 	char *doc = NULL;
-	int ret = 0, idx = 1;
+	int ret, idx = 1;
 
+	ret = dbc_columns(k->rec, rec, vals, err);
+	if (ret < 0)
+		goto out;
 	sqlite3_bind_text(st, idx++, id, -1, SQLITE_TRANSIENT);
-	for (int i = 0; i < k->ncols; i++) {
-		ret = bind_member(st, idx++, rec, &k->cols[i], k->what, err);
-		if (ret < 0)
-			goto out;
+	for (int i = 0; i < k->rec->ncols; i++, idx++) {
+		if (vals[i].type == DBC_STR)
+			sqlite3_bind_text(st, idx, vals[i].s, (int)vals[i].len, SQLITE_TRANSIENT);
+		else if (vals[i].type == DBC_I64)
+			sqlite3_bind_int64(st, idx, (sqlite3_int64)vals[i].i);
+		else
+			sqlite3_bind_null(st, idx);
 	}
 	sqlite3_bind_int64(st, idx++, (sqlite3_int64)version);
-	doc = json_dumps(rec, JSON_COMPACT);
-	if (!doc) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "%s '%s' cannot be serialised as JSON",
-				  k->what, id);
+	ret = dbc_serialise(k->rec, id, rec, &doc, err);
+	if (ret < 0)
 		goto out;
-	}
 	/* SQLITE_TRANSIENT copies; a multi-MiB document is copied once more, which keeps
 	 * ownership simple (doc is freed below whatever happens). */
 	sqlite3_bind_text(st, idx, doc, -1, SQLITE_TRANSIENT);
 out:
 	free(doc);
-	return ret;
-}
-
-static int check_record(const struct kind *k, const json_t *rec, const char **id, sbx_err *err)
-{
-	const json_t *v;
-	int ret = 0;
-
-	if (!json_is_object(rec)) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "%s must be a JSON object", k->what);
-		goto out;
-	}
-	v = json_object_get(rec, "id");
-	if (!json_is_string(v) || json_string_length(v) == 0) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "%s lacks a non-empty string 'id'", k->what);
-		goto out;
-	}
-	*id = json_string_value(v);
-	if (k == &k_execution && !json_is_string(json_object_get(rec, "session_id"))) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "execution '%s' lacks a string 'session_id'",
-				  *id);
-		goto out;
-	}
-out:
 	return ret;
 }
 
@@ -401,14 +335,9 @@ static int rec_insert(struct sqdb *d, const struct kind *k, const json_t *rec, s
 	const char *id = NULL;
 	int rc, ret;
 
-	ret = check_record(k, rec, &id, err);
+	ret = dbc_insert_record(k->rec, rec, &id, &copy, err);
 	if (ret < 0)
 		goto out;
-	copy = json_copy((json_t *)rec); /* shallow: only "version" is replaced */
-	if (!copy || json_object_set_new(copy, "version", json_integer(1)) != 0) {
-		ret = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
-		goto out;
-	}
 	ret = conn_get(d, &c, err);
 	if (ret < 0)
 		goto out;
@@ -420,7 +349,7 @@ static int rec_insert(struct sqdb *d, const struct kind *k, const json_t *rec, s
 		goto out;
 	rc = sqlite3_step(st);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
-		ret = sbx_err_set(err, SBX_E_CONFLICT, "%s '%s' already exists", k->what, id);
+		ret = dbc_exists(k->rec, id, err);
 	else if (rc != SQLITE_DONE)
 		ret = sq_error(c->h, rc, err, "inserting a record");
 out:
@@ -432,21 +361,8 @@ out:
 static int load_doc(sqlite3_stmt *st, int col, const char *what, json_t **out, sbx_err *err)
 {
 	const char *text = (const char *)sqlite3_column_text(st, col);
-	int len = sqlite3_column_bytes(st, col);
-	json_error_t jerr;
-	json_t *v;
-	int ret = 0;
 
-	v = text ? json_loadb(text, (size_t)len, JSON_ALLOW_NUL, &jerr) : NULL;
-	if (!json_is_object(v)) {
-		json_decref(v);
-		ret =
-		    sbx_err_set(err, SBX_E_INTERNAL, "stored %s record is not a JSON object", what);
-		goto out;
-	}
-	*out = v;
-out:
-	return ret;
+	return dbc_load_doc(text, (size_t)sqlite3_column_bytes(st, col), what, out, err);
 }
 
 /* Reads record `id` on connection c into *out (new reference). */
@@ -462,9 +378,9 @@ static int rec_read(struct conn *c, const struct kind *k, const char *id, json_t
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		ret = load_doc(st, 0, k->what, out, err);
+		ret = load_doc(st, 0, k->rec->what, out, err);
 	else if (rc == SQLITE_DONE)
-		ret = sbx_err_set(err, SBX_E_NOTFOUND, "%s '%s' not found", k->what, id);
+		ret = dbc_not_found(k->rec, id, err);
 	else
 		ret = sq_error(c->h, rc, err, "reading a record");
 out:
@@ -477,10 +393,10 @@ static int rec_get(struct sqdb *d, const struct kind *k, const char *id, json_t 
 	struct conn *c;
 	int ret;
 
-	if (!id || !*id || !out) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "%s id must be a non-empty string", k->what);
+	/* A call without an output is refused as if the id were missing. */
+	ret = dbc_check_id(k->rec, out ? id : NULL, err);
+	if (ret < 0)
 		goto out;
-	}
 	ret = conn_get(d, &c, err);
 	if (ret < 0)
 		goto out;
@@ -500,20 +416,12 @@ static int rec_update(struct sqdb *d, const struct kind *k, const char *id, cons
 	struct conn *c = NULL;
 	sqlite3_stmt *st = NULL;
 	json_t *cur = NULL;
-	const char *key;
-	const char *status;
-	json_t *v;
 	json_int_t version;
 	int rc, ret;
 
-	if (!id || !*id) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "%s id must be a non-empty string", k->what);
+	ret = dbc_check_update(k->rec, id, changes, err);
+	if (ret < 0)
 		goto out;
-	}
-	if (!json_is_object(changes)) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "%s changes must be a JSON object", k->what);
-		goto out;
-	}
 	ret = conn_get(d, &c, err);
 	if (ret < 0)
 		goto out;
@@ -523,30 +431,11 @@ static int rec_update(struct sqdb *d, const struct kind *k, const char *id, cons
 	ret = rec_read(c, k, id, &cur, err);
 	if (ret < 0)
 		goto out;
-	if (expect_status) {
-		status = json_string_value(json_object_get(cur, "status"));
-		if (!status || strcmp(status, expect_status) != 0) {
-			ret = sbx_err_set(err, SBX_E_CONFLICT, "%s '%s' has status '%s', not '%s'",
-					  k->what, id, status ? status : "(none)", expect_status);
-			goto out;
-		}
-	}
-	json_object_foreach ((json_t *)changes, key, v) {
-		if (strcmp(key, "id") == 0 || strcmp(key, "version") == 0)
-			continue;
-		if (json_object_set(cur, key, v) != 0) {
-			ret = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
-			goto out;
-		}
-	}
-	v = json_object_get(cur, "version");
-	version = (json_is_integer(v) ? json_integer_value(v) : 0) + 1;
-	json_object_set_new(cur, "version", json_integer(version));
-	if (k == &k_execution && !json_is_string(json_object_get(cur, "session_id"))) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "execution '%s' needs a string 'session_id'",
-				  id);
+	/* The stored document carries the version (the merge never takes the caller's). */
+	version = dbc_doc_version(cur) + 1;
+	ret = dbc_merge(k->rec, id, cur, changes, expect_status, version, err);
+	if (ret < 0)
 		goto out;
-	}
 	ret = stmt(c, k->st_update, &st, err);
 	if (ret < 0)
 		goto out;
@@ -577,161 +466,56 @@ out:
 
 /* ---- list queries -------------------------------------------------------------- */
 
-enum ftype { F_STR, F_STRS, F_BEFORE };
-
-struct filter {
-	const char *key;
-	enum ftype type;
-	const char *expr; /* SQL expression compared */
-};
-
-static const struct filter session_filters[] = {
-    {"status", F_STR, "status"},
-    {"statuses", F_STRS, "status"},
-    {"template_id", F_STR, "template_id"},
-    {"tenant", F_STR, "tenant"},
-    {"runtime_instance", F_STR, "runtime_instance"},
+/* The SQL expression each list query field compares. */
+static const char *const field_sql[DBC_F__COUNT] = {
+    [DBC_F_STATUS] = "status",
+    [DBC_F_TEMPLATE_ID] = "template_id",
+    [DBC_F_TENANT] = "tenant",
+    [DBC_F_RUNTIME_INSTANCE] = "runtime_instance",
+    [DBC_F_SESSION_ID] = "session_id",
     /* A session never used counts as idle since its creation. */
-    {"last_activity_before", F_BEFORE, "COALESCE(last_activity_at, created_at)"},
-    {NULL, 0, NULL},
+    [DBC_F_ACTIVITY] = "COALESCE(last_activity_at, created_at)",
 };
 
-static const struct filter execution_filters[] = {
-    {"session_id", F_STR, "session_id"},
-    {"statuses", F_STRS, "status"},
-    {"tenant", F_STR, "tenant"},
-    {NULL, 0, NULL},
-};
-
-/* Appends the WHERE clause for query to sql and its parameters (strings, integers) to
- * params, in order. Unknown members and wrong types are SBX_E_INVALID. */
-static int build_where(const char *what, const struct filter *filters, const json_t *query,
-		       sqlite3_str *sql, json_t *params, long long *limit, long long *offset,
-		       sbx_err *err)
+static void bind_params(sqlite3_stmt *st, const json_t *const *vals, size_t nvals)
 {
-	const char *key;
-	json_t *v;
-	int ret = 0;
-
-	*limit = LIST_DEFAULT_LIMIT;
-	*offset = 0;
-	sqlite3_str_appendall(sql, " WHERE 1");
-	if (!query)
-		goto out;
-	if (!json_is_object(query)) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "%s query must be a JSON object", what);
-		goto out;
-	}
-	json_object_foreach ((json_t *)query, key, v) {
-		const struct filter *f = filters;
-
-		if (strcmp(key, "limit") == 0 || strcmp(key, "offset") == 0) {
-			int is_limit = key[0] == 'l';
-			json_int_t n = json_integer_value(v);
-
-			if (!json_is_integer(v) || n < (is_limit ? 1 : 0) ||
-			    (is_limit && n > LIST_MAX_LIMIT)) {
-				ret = sbx_err_set(err, SBX_E_INVALID,
-						  "%s query: '%s' must be an integer %s", what, key,
-						  is_limit ? "in 1..1000" : ">= 0");
-				goto out;
-			}
-			*(is_limit ? limit : offset) = n;
-			continue;
-		}
-		while (f->key && strcmp(f->key, key) != 0)
-			f++;
-		if (!f->key) {
-			ret = sbx_err_set(err, SBX_E_INVALID, "%s query: unknown member '%s'", what,
-					  key);
-			goto out;
-		}
-		if (json_is_null(v))
-			continue;
-		switch (f->type) {
-		case F_STR:
-			if (!json_is_string(v))
-				goto bad_type;
-			sqlite3_str_appendf(sql, " AND %s = ?", f->expr);
-			json_array_append(params, v);
-			break;
-		case F_BEFORE:
-			if (!json_is_integer(v))
-				goto bad_type;
-			sqlite3_str_appendf(sql, " AND %s < ?", f->expr);
-			json_array_append(params, v);
-			break;
-		case F_STRS: {
-			size_t i;
-			json_t *s;
-
-			if (!json_is_array(v))
-				goto bad_type;
-			if (json_array_size(v) == 0) {
-				sqlite3_str_appendall(sql, " AND 0");
-				break;
-			}
-			sqlite3_str_appendf(sql, " AND %s IN (", f->expr);
-			json_array_foreach (v, i, s) {
-				if (!json_is_string(s))
-					goto bad_type;
-				sqlite3_str_appendall(sql, i ? ", ?" : "?");
-				json_array_append(params, s);
-			}
-			sqlite3_str_appendall(sql, ")");
-			break;
-		}
-		}
-		continue;
-	bad_type:
-		ret = sbx_err_set(err, SBX_E_INVALID, "%s query: '%s' must be %s", what, key,
-				  f->type == F_STR      ? "a string"
-				  : f->type == F_BEFORE ? "an integer (ms)"
-							: "an array of strings");
-		goto out;
-	}
-out:
-	return ret;
-}
-
-static void bind_params(sqlite3_stmt *st, const json_t *params)
-{
-	size_t i;
-	json_t *p;
-
-	json_array_foreach (params, i, p) {
-		if (json_is_string(p))
-			sqlite3_bind_text(st, (int)i + 1, json_string_value(p),
-					  (int)json_string_length(p), SQLITE_TRANSIENT);
+	for (size_t i = 0; i < nvals; i++) {
+		if (json_is_string(vals[i]))
+			sqlite3_bind_text(st, (int)i + 1, json_string_value(vals[i]),
+					  (int)json_string_length(vals[i]), SQLITE_TRANSIENT);
 		else
-			sqlite3_bind_int64(st, (int)i + 1, json_integer_value(p));
+			sqlite3_bind_int64(st, (int)i + 1, json_integer_value(vals[i]));
 	}
 }
 
 /* SELECT rows of `table` matching query, in one read transaction so that total and items
- * agree. `table` and `filters` are static; query is borrowed. */
-static int rec_list(struct sqdb *d, const char *what, const char *table,
-		    const struct filter *filters, const json_t *query, json_t **page, sbx_err *err)
+ * agree. `table` is static; query is borrowed. */
+static int rec_list(struct sqdb *d, const struct dbc_list *l, const char *table,
+		    const json_t *query, json_t **page, sbx_err *err)
 {
+	struct dbc_query q;
 	struct conn *c = NULL;
-	sqlite3_str *where = NULL;
 	sqlite3_stmt *st = NULL;
-	json_t *params = json_array(), *items = json_array();
+	const json_t **vals = NULL;
+	json_t *items = json_array();
 	char *wsql = NULL, *sql = NULL;
-	long long limit, offset, total = 0;
+	long long total = 0;
+	size_t nvals = 0;
 	int rc, ret;
 
-	where = sqlite3_str_new(NULL);
-	ret = build_where(what, filters, query, where, params, &limit, &offset, err);
+	ret = dbc_list_query(l, query, &q, err);
+	if (ret == 0)
+		ret = dbc_where(&q, field_sql, &wsql, err);
 	if (ret < 0)
 		goto out;
-	wsql = sqlite3_str_finish(where);
-	where = NULL;
-	if (!wsql || !params || !items || !page) {
+	nvals = dbc_query_values(&q, NULL);
+	vals = calloc(nvals ? nvals : 1, sizeof *vals);
+	if (!vals || !items || !page) {
 		ret = sbx_err_set(err, page ? SBX_E_INTERNAL : SBX_E_INVALID,
 				  page ? "out of memory" : "no output page");
 		goto out;
 	}
+	dbc_query_values(&q, vals);
 	ret = conn_get(d, &c, err);
 	if (ret < 0)
 		goto out;
@@ -745,7 +529,7 @@ static int rec_list(struct sqdb *d, const char *what, const char *table,
 		ret = sq_error(c->h, rc, err, "preparing a count");
 		goto out;
 	}
-	bind_params(st, params);
+	bind_params(st, vals, nvals);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		ret = sq_error(c->h, rc, err, "counting records");
@@ -758,17 +542,17 @@ static int rec_list(struct sqdb *d, const char *what, const char *table,
 
 	sql = sqlite3_mprintf("SELECT doc FROM %s%s ORDER BY created_at DESC, id ASC"
 			      " LIMIT %lld OFFSET %lld",
-			      table, wsql, limit, offset);
+			      table, wsql, q.limit, q.offset);
 	rc = sql ? sqlite3_prepare_v2(c->h, sql, -1, &st, NULL) : SQLITE_NOMEM;
 	if (rc != SQLITE_OK) {
 		ret = sq_error(c->h, rc, err, "preparing a list");
 		goto out;
 	}
-	bind_params(st, params);
+	bind_params(st, vals, nvals);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *rec;
 
-		ret = load_doc(st, 0, what, &rec, err);
+		ret = load_doc(st, 0, l->what, &rec, err);
 		if (ret < 0)
 			goto out;
 		json_array_append_new(items, rec);
@@ -780,23 +564,40 @@ static int rec_list(struct sqdb *d, const char *what, const char *table,
 	ret = exec_simple(c, ST_COMMIT, err);
 	if (ret < 0)
 		goto out;
-	*page = json_pack("{s:O, s:I}", "items", items, "total", (json_int_t)total);
-	if (!*page)
-		ret = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
+	ret = dbc_page(items, total, page, err);
 out:
 	sqlite3_finalize(st);
 	if (c)
 		rollback(c);
-	if (where)
-		sqlite3_free(sqlite3_str_finish(where));
-	sqlite3_free(wsql);
+	free(wsql);
 	sqlite3_free(sql);
-	json_decref(params);
+	free(vals);
 	json_decref(items);
 	return ret;
 }
 
 /* ---- db.h methods -------------------------------------------------------------- */
+
+/* Runs statement `id`, a DELETE whose ?1 is key, on c; *changed is the rows it removed. */
+static int delete_rows(struct conn *c, enum stmt_id id, const char *key, const char *what,
+		       int *changed, sbx_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, ret;
+
+	ret = stmt(c, id, &st, err);
+	if (ret < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		ret = sq_error(c->h, rc, err, what);
+	else if (changed)
+		*changed = sqlite3_changes(c->h);
+out:
+	stmt_done(st);
+	return ret;
+}
 
 static int session_insert_unlocked(void *inst, const json_t *session, sbx_err *err)
 {
@@ -810,7 +611,7 @@ static int session_get(void *inst, const char *id, json_t **session, sbx_err *er
 
 static int session_list(void *inst, const json_t *query, json_t **page, sbx_err *err)
 {
-	return rec_list(inst, "session_list", "sessions", session_filters, query, page, err);
+	return rec_list(inst, &dbc_session_list, "sessions", query, page, err);
 }
 
 static int session_update_unlocked(void *inst, const char *id, const json_t *changes,
@@ -824,47 +625,29 @@ static int session_delete_unlocked(void *inst, const char *id, sbx_err *err)
 {
 	struct sqdb *d = inst;
 	struct conn *c = NULL;
-	sqlite3_stmt *st = NULL;
-	int rc, ret;
+	int ret, changed = 0;
 
-	if (!id || !*id) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "session id must be a non-empty string");
+	ret = dbc_check_id(&dbc_session, id, err);
+	if (ret < 0)
 		goto out;
-	}
 	ret = conn_get(d, &c, err);
 	if (ret < 0)
 		goto out;
 	ret = exec_simple(c, ST_BEGIN_IMMEDIATE, err);
 	if (ret < 0)
 		goto out;
-	ret = stmt(c, ST_S_DELETE, &st, err);
+	ret = delete_rows(c, ST_S_DELETE, id, "deleting a session", &changed, err);
 	if (ret < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE) {
-		ret = sq_error(c->h, rc, err, "deleting a session");
+	if (changed == 0) {
+		ret = dbc_not_found(&dbc_session, id, err);
 		goto out;
 	}
-	if (sqlite3_changes(c->h) == 0) {
-		ret = sbx_err_set(err, SBX_E_NOTFOUND, "session '%s' not found", id);
-		goto out;
-	}
-	stmt_done(st);
-	ret = stmt(c, ST_S_DELETE_EXECS, &st, err);
+	ret = delete_rows(c, ST_S_DELETE_EXECS, id, "deleting a session's executions", NULL, err);
 	if (ret < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE) {
-		ret = sq_error(c->h, rc, err, "deleting a session's executions");
-		goto out;
-	}
-	stmt_done(st);
-	st = NULL;
 	ret = exec_simple(c, ST_COMMIT, err);
 out:
-	stmt_done(st);
 	if (c)
 		rollback(c);
 	return ret;
@@ -882,7 +665,7 @@ static int execution_get(void *inst, const char *id, json_t **execution, sbx_err
 
 static int execution_list(void *inst, const json_t *query, json_t **page, sbx_err *err)
 {
-	return rec_list(inst, "execution_list", "executions", execution_filters, query, page, err);
+	return rec_list(inst, &dbc_execution_list, "executions", query, page, err);
 }
 
 static int execution_update_unlocked(void *inst, const char *id, const json_t *changes,
@@ -907,27 +690,13 @@ static int template_list(void *inst, const json_t *query, json_t **items, sbx_er
 	struct sqdb *d = inst;
 	struct conn *c = NULL;
 	sqlite3_stmt *st = NULL;
-	const char *tenant = NULL, *key;
-	json_t *arr = json_array(), *v;
+	const char *tenant = NULL;
+	json_t *arr = json_array();
 	int rc, ret = 0;
 
-	if (query && !json_is_object(query)) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "template_list query must be a JSON object");
+	ret = dbc_template_query(query, &tenant, err);
+	if (ret < 0)
 		goto out;
-	}
-	json_object_foreach ((json_t *)query, key, v) {
-		if (strcmp(key, "tenant") != 0) {
-			ret = sbx_err_set(err, SBX_E_INVALID,
-					  "template_list query: unknown member '%s'", key);
-			goto out;
-		}
-		if (!json_is_null(v) && !json_is_string(v)) {
-			ret = sbx_err_set(err, SBX_E_INVALID,
-					  "template_list query: 'tenant' must be a string");
-			goto out;
-		}
-		tenant = json_string_value(v);
-	}
 	if (!arr || !items) {
 		ret = sbx_err_set(err, items ? SBX_E_INTERNAL : SBX_E_INVALID,
 				  items ? "out of memory" : "no output array");
@@ -950,7 +719,7 @@ static int template_list(void *inst, const json_t *query, json_t **items, sbx_er
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *rec;
 
-		ret = load_doc(st, 0, "template", &rec, err);
+		ret = load_doc(st, 0, dbc_template.what, &rec, err);
 		if (ret < 0)
 			goto out;
 		json_array_append_new(arr, rec);
@@ -977,27 +746,18 @@ static int template_delete_unlocked(void *inst, const char *id, sbx_err *err)
 {
 	struct sqdb *d = inst;
 	struct conn *c;
-	sqlite3_stmt *st = NULL;
-	int rc, ret;
+	int ret, changed = 0;
 
-	if (!id || !*id) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "template id must be a non-empty string");
+	ret = dbc_check_id(&dbc_template, id, err);
+	if (ret < 0)
 		goto out;
-	}
 	ret = conn_get(d, &c, err);
 	if (ret < 0)
 		goto out;
-	ret = stmt(c, ST_T_DELETE, &st, err);
-	if (ret < 0)
-		goto out;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		ret = sq_error(c->h, rc, err, "deleting a template");
-	else if (sqlite3_changes(c->h) == 0)
-		ret = sbx_err_set(err, SBX_E_NOTFOUND, "template '%s' not found", id);
+	ret = delete_rows(c, ST_T_DELETE, id, "deleting a template", &changed, err);
+	if (ret == 0 && changed == 0)
+		ret = dbc_not_found(&dbc_template, id, err);
 out:
-	stmt_done(st);
 	return ret;
 }
 
@@ -1012,11 +772,9 @@ static int lease_acquire_unlocked(void *inst, const char *name, const char *hold
 	int64_t now;
 	int rc, ret;
 
-	if (!name || !*name || !holder || !*holder || ttl_ms <= 0) {
-		ret = sbx_err_set(err, SBX_E_INVALID,
-				  "lease_acquire needs a name, a holder and a positive ttl_ms");
+	ret = dbc_lease_acquire_args(name, holder, ttl_ms, err);
+	if (ret < 0)
 		goto out;
-	}
 	ret = conn_get(d, &c, err);
 	if (ret < 0)
 		goto out;
@@ -1034,9 +792,7 @@ static int lease_acquire_unlocked(void *inst, const char *name, const char *hold
 		int64_t exp = sqlite3_column_int64(st, 1);
 
 		if (cur && strcmp(cur, holder) != 0 && exp > now) {
-			ret = sbx_err_set(err, SBX_E_CONFLICT,
-					  "lease '%s' is held by '%s' for another %lld ms", name,
-					  cur, (long long)(exp - now));
+			ret = dbc_lease_held(name, cur, exp, now, err);
 			goto out;
 		}
 	} else if (rc != SQLITE_DONE) {
@@ -1049,7 +805,7 @@ static int lease_acquire_unlocked(void *inst, const char *name, const char *hold
 		goto out;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, holder, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 3, now > INT64_MAX - ttl_ms ? INT64_MAX : now + ttl_ms);
+	sqlite3_bind_int64(st, 3, dbc_lease_expiry(now, ttl_ms));
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		ret = sq_error(c->h, rc, err, "writing a lease");
@@ -1072,10 +828,9 @@ static int lease_release_unlocked(void *inst, const char *name, const char *hold
 	sqlite3_stmt *st = NULL;
 	int rc, ret;
 
-	if (!name || !*name || !holder || !*holder) {
-		ret = sbx_err_set(err, SBX_E_INVALID, "lease_release needs a name and a holder");
+	ret = dbc_lease_release_args(name, holder, err);
+	if (ret < 0)
 		goto out;
-	}
 	ret = conn_get(d, &c, err);
 	if (ret < 0)
 		goto out;

@@ -7,8 +7,10 @@ plugins_db_sqlite_db_sqlite_la_SOURCES = \
 	plugins/db/sqlite/schema.c \
 	plugins/db/sqlite/sqlite_int.h
 plugins_db_sqlite_db_sqlite_la_CFLAGS = $(SBX_PLUGIN_CFLAGS) $(SQLITE_CFLAGS)
+plugins_db_sqlite_db_sqlite_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)
 plugins_db_sqlite_db_sqlite_la_LDFLAGS = $(SBX_PLUGIN_LINKFLAGS)
-plugins_db_sqlite_db_sqlite_la_LIBADD = $(SQLITE_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS)
+plugins_db_sqlite_db_sqlite_la_LIBADD = plugins/db/common/libdbcommon.la $(SQLITE_LIBS) \
+	$(JANSSON_LIBS) $(PTHREAD_LIBS)
 
 # tests/plugins/db_conformance [module [config-json]]: without arguments it checks the
 # freshly built db_sqlite.la with a database in the fake core's data directory.
