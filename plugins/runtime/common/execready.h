@@ -1,13 +1,17 @@
 /*
  * Readiness of a sandbox's executor on its host-visible Unix socket, shared by the runtimes
- * whose executor listens there (linux, docker). Each runtime keeps its own wait loop: what
- * "the sandbox died meanwhile" means differs (a pid, a container).
+ * whose executor listens there (linux, docker), and a path helper they both use. Each
+ * runtime keeps its own wait loop: what "the sandbox died meanwhile" means differs (a pid,
+ * a container).
  */
 #ifndef SBX_RUNTIME_EXECREADY_H
 #define SBX_RUNTIME_EXECREADY_H
 
 #include <sandbox/core.h>
 #include <sandbox/err.h>
+
+/* "a/b", malloc'd (NULL when out of memory). */
+char *rt_path_join(const char *a, const char *b);
 
 /* 0 when something accepts connections on the socket at path, else -1 with errno. */
 int rt_socket_listening(const char *path);

@@ -39,19 +39,6 @@
 
 #define PATH_OK_MAX 512
 
-static char *join(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	char *s = malloc(la + lb + 2);
-
-	if (s) {
-		memcpy(s, a, la);
-		s[la] = '/';
-		memcpy(s + la + 1, b, lb + 1);
-	}
-	return s;
-}
-
 /* Sandbox ids are ours ("dk-" + 32 hex) before they are used in a path or a URL. */
 static int valid_id(const char *id)
 {
@@ -205,8 +192,8 @@ static int dk_create(const struct sbx_core_api *core, const char *instance_name,
 	if (!dk->executor_dir)
 		dk->executor_dir = strdup(SBX_EXECUTOR_DIR);
 	if (!dk->sockets_dir) {
-		char *base = join(core->data_dir(), "docker");
-		dk->sockets_dir = base ? join(base, dk->name) : NULL;
+		char *base = rt_path_join(core->data_dir(), "docker");
+		dk->sockets_dir = base ? rt_path_join(base, dk->name) : NULL;
 		free(base);
 	}
 	if (!dk->node || !dk->executor_dir || !dk->sockets_dir) {

@@ -20,6 +20,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include "plugins/runtime/common/execready.h"
 #include "linux.h"
 
 #ifndef SBX_SYSCONF_DIR
@@ -33,18 +34,6 @@
 #endif
 
 #define LOCKED_FLAGS (ST_NOSUID | ST_NODEV | ST_NOEXEC)
-
-static char *join(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	char *s = malloc(la + lb + 2);
-	if (s) {
-		memcpy(s, a, la);
-		s[la] = '/';
-		memcpy(s + la + 1, b, lb + 1);
-	}
-	return s;
-}
 
 static unsigned long locked_flags(const char *path)
 {
@@ -114,10 +103,10 @@ static int lx_create(const struct sbx_core_api *core, const char *instance_name,
 	if ((rc = config_parse(lx, config, err)) < 0)
 		goto fail;
 	if (!lx->state_dir)
-		lx->state_dir = join(core->data_dir(), "linux");
+		lx->state_dir = rt_path_join(core->data_dir(), "linux");
 	if (!lx->executor_dir)
 		lx->executor_dir = strdup(SBX_EXECUTOR_DIR);
-	lx->sbx_dir = lx->state_dir ? join(lx->state_dir, "sandboxes") : NULL;
+	lx->sbx_dir = lx->state_dir ? rt_path_join(lx->state_dir, "sandboxes") : NULL;
 	lx->kids = calloc(lx->max_sessions, sizeof *lx->kids);
 	if (!lx->name || !lx->state_dir || !lx->executor_dir || !lx->sbx_dir || !lx->kids) {
 		rc = sbx_err_set(err, SBX_E_INTERNAL, "out of memory");
