@@ -141,11 +141,27 @@ def free_port():
     return port
 
 
+def with_warm_pools(config, size, directory):
+    """A copy of config (in directory) whose warm_pools group is `size = N` (replacing the
+    config's own group, if any)."""
+    with open(config) as f:
+        text = f.read()
+    text = re.sub(r"(?ms)^[ \t]*warm_pools\s*=\s*\{.*?\}\s*;?[ \t]*$", "", text)
+    path = os.path.join(directory, "sbxd.conf")
+    with open(path, "w") as f:
+        f.write(text.rstrip("\n") + "\n\nwarm_pools = { size = %d; };\n" % size)
+    return path
+
+
 class Server:
-    def __init__(self, sbxd, config):
-        self.sbxd, self.config = sbxd, config
+    def __init__(self, sbxd, config, warm_pool=0):
+        """warm_pool: the pool size every template gets (0: none, so that session create
+        is measured as a build; None: whatever config says)."""
         self.proc = None
         self.data_dir = tempfile.mkdtemp(prefix="sbxbench.")
+        if warm_pool is not None:
+            config = with_warm_pools(config, warm_pool, self.data_dir)
+        self.sbxd, self.config = sbxd, config
         self.log_path = os.path.join(self.data_dir, "sbxd.log")
         self.port = free_port()
         self.cmd = [sbxd, "--config", config, "--listen", f"127.0.0.1:{self.port}",
@@ -727,7 +743,9 @@ def main():
         ready = server.start()
         host, port = "127.0.0.1", server.port
         ctx["server"] = (f"started by the benchmark: `{' '.join(server.cmd)}` "
-                         f"(healthy {ready * 1e3:.0f} ms after exec); config `{args.config}`")
+                         f"(healthy {ready * 1e3:.0f} ms after exec); config `{args.config}` "
+                         "with `warm_pools = { size = 0; }`, so that session create is "
+                         "measured as a build (warm-pool claims: bench/warm_pool.py)")
 
     b = Bench(host, port, args)
     if args.url:

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Warm-pool benchmark: session create from a warm pool next to a cold create, in one run.
 
-Starts one sbxd (the installed one by default) with a config that adds
-`warm_pools = { size = N; }` to the given config, creates a second template identical to
+Starts one sbxd (the installed one by default) on the given config with its warm_pools
+group set to `{ size = N; }`, creates a second template identical to
 python-basic but with `warm_pool_size = 0` (so every create on it builds a sandbox), then
 alternates: one warm create (python-basic), one cold create (python-cold), each followed by a
 terminate + delete and a pause that lets the pool refill. Both are client round trips of
@@ -17,7 +17,6 @@ import datetime
 import os
 import re
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -38,14 +37,7 @@ def main():
     n = max(1, min(a.n, 2000))
     pool = max(1, min(a.pool, 64))
 
-    with open(a.config) as f:
-        base = f.read()
-    if re.search(r"^\s*warm_pools\s*[=:]", base, re.M):
-        sys.exit("the config already has a warm_pools group; give one without it")
-    tmp = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
-    tmp.write(base + "\nwarm_pools = { size = %d; };\n" % pool)
-    tmp.close()
-    srv = Server(a.sbxd, tmp.name)
+    srv = Server(a.sbxd, a.config, warm_pool=pool)
     warm, cold, hits = [], [], 0
     try:
         srv.start()
@@ -83,7 +75,6 @@ def main():
         load1 = loadavg()
     finally:
         srv.stop()
-        os.unlink(tmp.name)
 
     w, k = summarize(warm), summarize(cold)
     mi = machine_info()
