@@ -92,10 +92,20 @@ def engine_from_env():
     return Engine(host) if host else None
 
 
-def container_of(engine, session_id):
-    """Inspect data of the one container whose labels name the session, or None."""
-    found = [c for c in engine.containers()
-             if session_id in (c.get("Labels") or {}).values()]
+def labelled(c, sandbox_id=None, session_id=None):
+    """Does container c (from engine.containers()) carry the sandbox's label (a sandbox
+    from a warm pool was built before its session, so its labels name no session), or
+    else the session's?"""
+    labels = c.get("Labels") or {}
+    if sandbox_id:
+        return any(k.endswith(".sandbox") and v == sandbox_id for k, v in labels.items())
+    return session_id in labels.values()
+
+
+def container_of(engine, session_id, sandbox_id=None):
+    """Inspect data of the one container of the session (found by its sandbox_id when
+    given, as the API shows it), or None."""
+    found = [c for c in engine.containers() if labelled(c, sandbox_id, session_id)]
     if len(found) != 1:
         return None
     st, info = engine.call("GET", "/containers/%s/json" % found[0]["Id"])

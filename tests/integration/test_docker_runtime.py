@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 import sbxd_harness
-from docker_engine import Engine
+from docker_engine import Engine, labelled
 from sbxclient import uid, wait_until
 
 pytestmark = [
@@ -33,10 +33,12 @@ def engine():
     return e
 
 
-def container_of(engine, session_id):
-    """The (only) container whose labels name the session."""
-    found = [c for c in engine.containers()
-             if session_id in (c.get("Labels") or {}).values()]
+def container_of(engine, session_id, api):
+    """The (only) container of the session: the one labelled with the sandbox_id the API
+    shows (a warm-pool container was built before its session and names none)."""
+    r = api.get("/sessions/%s" % session_id)
+    assert r.status == 200, r
+    found = [c for c in engine.containers() if labelled(c, r.body.get("sandbox_id"))]
     assert len(found) == 1, "containers labelled with session %s: %r" % (
         session_id, [(c["Id"][:12], c.get("Labels")) for c in found])
     return found[0]
@@ -56,7 +58,7 @@ def session_status(api, sid):
 
 def test_session_container_carries_the_ownership_labels_and_security_settings(
         api, engine, py_session):
-    c = container_of(engine, py_session["id"])
+    c = container_of(engine, py_session["id"], api)
     labels = c["Labels"]
     for word in ("managed", "instance", "session", "template"):
         label_key(labels, word)
@@ -87,7 +89,7 @@ def test_container_killed_behind_sbxds_back_turns_the_session_failed_with_a_reas
     health probe alone ("probe": nothing is executed after the kill)."""
     sid = make_session("python-basic")["id"]
     assert api.execute_sync(sid, "def handler(e):\n    return 1\n")["status"] == "completed"
-    c = container_of(engine, sid)
+    c = container_of(engine, sid, api)
     st, body = engine.call("POST", "/containers/%s/kill" % c["Id"], query={"signal": "KILL"})
     assert st == 204, body
 
@@ -134,7 +136,7 @@ def test_restart_readopts_its_containers_leaves_foreign_ones_and_removes_orphans
     ex = api.execute_sync(sid, "def handler(e):\n    open('/workspace/kept', 'w').write('k')\n"
                           "    return 1\n")
     assert ex["status"] == "completed", ex
-    mine = container_of(engine, sid)
+    mine = container_of(engine, sid, api)
     labels = dict(mine["Labels"])
     k_session = label_key(labels, "session")
     k_instance = label_key(labels, "instance")
@@ -164,7 +166,7 @@ def test_restart_readopts_its_containers_leaves_foreign_ones_and_removes_orphans
         api = second.client
         s = session_status(api, sid)
         assert s["status"] == "running", s
-        assert container_of(engine, sid)["Id"] == mine["Id"], "the session got a new container"
+        assert container_of(engine, sid, api)["Id"] == mine["Id"], "the session got a new container"
         ex = api.execute_sync(sid, "def handler(e):\n    return open('/workspace/kept').read()\n")
         assert ex["status"] == "completed" and ex["return_value"] == "k", ex
         wait_until(lambda: not engine.exists(orphan), 30, interval=0.2,

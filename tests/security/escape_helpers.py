@@ -91,6 +91,12 @@ def sandboxes_dir(sbxd):
     return None if d is None else os.path.join(d, "linux", "sandboxes")
 
 
+def api_sandbox_id(sbxd, session_id):
+    """The session's sandbox_id as the API shows it (None if unknown)."""
+    r = sbxd.client.get("/sessions/%s" % session_id)
+    return r.body.get("sandbox_id") if r.status == 200 and isinstance(r.body, dict) else None
+
+
 def sandbox_of(sbxd, session_id):
     """(sandbox id, host directory, handle) of a session's sandbox, or None. Matched by the
     sandbox_id the API shows for the session (a sandbox from a warm pool was built before
@@ -98,8 +104,7 @@ def sandbox_of(sbxd, session_id):
     base = sandboxes_dir(sbxd)
     if base is None:
         return None
-    r = sbxd.client.get("/sessions/%s" % session_id)
-    want = r.body.get("sandbox_id") if r.status == 200 and isinstance(r.body, dict) else None
+    want = api_sandbox_id(sbxd, session_id)
     for path in glob.glob(os.path.join(base, "lx-*", "sandbox.json")):
         try:
             with open(path) as f:
@@ -117,7 +122,8 @@ def executor_socket_of(sbxd, session_id):
     SBXD_DOCKER_HOST), or None."""
     if runtime() == "docker":
         engine = engine_from_env()
-        info = docker_container_of(engine, session_id) if engine else None
+        info = (docker_container_of(engine, session_id, api_sandbox_id(sbxd, session_id))
+                if engine else None)
         if not info:
             return None
         run = [m["Source"] for m in info.get("Mounts") or [] if m.get("Destination") == "/run/sbx"]
@@ -126,11 +132,12 @@ def executor_socket_of(sbxd, session_id):
     return None if sb is None else (os.path.join(sb[1], "run", "executor.sock"), sb[2]["pid"])
 
 
-def docker_cgroup_file(session_id, controller, name):
+def docker_cgroup_file(sbxd, session_id, controller, name):
     """Path of a cgroup file of the session's container (docker runtime; cgroupfs or systemd
     driver, v1 or v2), or None."""
     engine = engine_from_env()
-    info = docker_container_of(engine, session_id) if engine else None
+    info = (docker_container_of(engine, session_id, api_sandbox_id(sbxd, session_id))
+            if engine else None)
     if not info:
         return None
     cid = info["Id"]

@@ -100,10 +100,10 @@ def test_fork_bomb_is_stopped_by_the_pids_limit_host_unaffected_next_execution_w
         cur = cgroup_file(sb[0], "pids", "pids.current")
         assert int(open(cur).read()) <= limit
     elif runtime() == "docker" and sbxd.proc is not None:
-        ev = docker_cgroup_file(sid, "pids", "pids.events")
+        ev = docker_cgroup_file(sbxd, sid, "pids", "pids.events")
         assert ev and read_kv(ev).get("max", 0) > 0, "pids limit never hit: %s" % ev
-        assert int(open(docker_cgroup_file(sid, "pids", "pids.max")).read()) <= limit
-        assert int(open(docker_cgroup_file(sid, "pids", "pids.current")).read()) <= limit
+        assert int(open(docker_cgroup_file(sbxd, sid, "pids", "pids.max")).read()) <= limit
+        assert int(open(docker_cgroup_file(sbxd, sid, "pids", "pids.current")).read()) <= limit
     assert_session_works(api, sid)
 
 
@@ -128,8 +128,8 @@ def test_memory_bomb_is_killed_status_crashed_next_execution_works(api, sbxd, ma
             f = cgroup_file(sb[0], "memory", "memory.oom_control")
             assert f and read_kv(f).get("oom_kill", 0) >= 1, f
     elif runtime() == "docker" and sbxd.proc is not None:
-        f = (docker_cgroup_file(sid, "memory", "memory.events")
-             or docker_cgroup_file(sid, "memory", "memory.oom_control"))
+        f = (docker_cgroup_file(sbxd, sid, "memory", "memory.events")
+             or docker_cgroup_file(sbxd, sid, "memory", "memory.oom_control"))
         assert f and read_kv(f).get("oom_kill", 0) >= 1, f
     assert_session_works(api, sid)
     assert api.get("/health").status == 200
