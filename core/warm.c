@@ -283,18 +283,18 @@ static int build(struct warm *w, struct plugin *rt, const char *node, const json
 static void check_ready(struct server *srv, struct warm *w, struct entry **dead)
 {
 	int64_t now = services_mono_ms();
-	json_t *todo = json_array(), *h, *st;
+	json_t *due = json_array(), *h, *st;
 	size_t i;
 
 	pthread_mutex_lock(&w->mu);
 	for (struct entry *e = w->ready; e; e = e->next)
 		if (now - e->checked >= CHECK_EVERY_MS) {
 			e->checked = now;
-			json_array_append_new(todo, json_pack("{s:s, s:O}", "runtime", e->runtime,
-							      "handle", e->handle));
+			json_array_append_new(due, json_pack("{s:s, s:O}", "runtime", e->runtime,
+							     "handle", e->handle));
 		}
 	pthread_mutex_unlock(&w->mu);
-	json_array_foreach (todo, i, h) {
+	json_array_foreach (due, i, h) {
 		struct plugin *rt =
 		    runtime_named(srv, json_string_value(json_object_get(h, "runtime")));
 		const json_t *handle = json_object_get(h, "handle");
@@ -321,7 +321,7 @@ static void check_ready(struct server *srv, struct warm *w, struct entry **dead)
 			}
 		pthread_mutex_unlock(&w->mu);
 	}
-	json_decref(todo);
+	json_decref(due);
 }
 
 static void fill(struct server *srv, void *arg)

@@ -76,16 +76,16 @@ label=org.sbxd.images.key
 kdir=$cache/$key
 
 # Images already in the engine with this key need nothing.
-todo=()
+wanted=()
 for v in "${only[@]}"; do
 	have=$(dk image inspect -f "{{index .Config.Labels \"$label\"}}" "${image[$v]}" 2>/dev/null || true)
 	if [ "$force" = 1 ] || [ "$have" != "$key" ]; then
-		todo+=("$v")
+		wanted+=("$v")
 	else
 		echo "${image[$v]}: up to date (key $key)"
 	fi
 done
-[ ${#todo[@]} -gt 0 ] || exit 0
+[ ${#wanted[@]} -gt 0 ] || exit 0
 
 mkdir -p "$kdir"
 exec 9>"$cache/.lock"
@@ -144,7 +144,7 @@ fi
 
 # ---- build the roots (cached) ------------------------------------------------------------
 build=()
-for v in "${todo[@]}"; do
+for v in "${wanted[@]}"; do
 	if [ "$force" = 1 ] || [ ! -s "$kdir/$v.tar" ]; then build+=("$v"); fi
 done
 
@@ -243,7 +243,7 @@ if [ ${#build[@]} -gt 0 ]; then
 fi
 
 # ---- import ------------------------------------------------------------------------------
-for v in "${todo[@]}"; do
+for v in "${wanted[@]}"; do
 	[ -s "$kdir/$v.tar" ] || die "no cached root for $v in $kdir (run with --force)"
 	t1=$SECONDS
 	dk import \
